@@ -1,0 +1,201 @@
+"""Log-mel features in the HiFi-GAN LJSpeech convention (torch STFT + librosa's Slaney mel basis).
+
+The vocoder's contract with the rest of the speech world is its mel: with the defaults of
+:class:`MelConfig` the features equal those of HiFi-GAN's ``meldataset.mel_spectrogram`` (and of the
+TTS acoustic models trained on them), so their mels vocode with no conversion:
+
+    y_pad = reflect_pad(y, (n_fft - hop) / 2 each side)                      # [B, T + n_fft - hop]
+    S     = |STFT(y_pad; n_fft, hop, win, periodic Hann, center=False)|      # [B, n_fft/2+1, T/hop]
+    M     = ln(max(mel_basis @ S, log_floor))                                # [B, n_mels,   T/hop]
+
+with ``mel_basis = librosa.filters.mel(..., htk=False, norm="slaney")``. For a signal whose length is a
+multiple of ``hop_length`` the number of frames is exactly ``T / hop_length`` (one frame per hop, which is
+what WaveGrad's upsampling factors assume).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import UserInputError
+
+# Added under the square root of |STFT|^2, exactly as HiFi-GAN does (sqrt(re^2 + im^2 + 1e-9)).
+# Why: d sqrt(p)/dp is infinite at p = 0, so a featurizer used inside a loss (mel L1 on generated
+# audio) would return NaN/inf gradients on digital silence. Effect on values: at most sqrt(1e-9)
+# = 3.2e-5 per bin, below the log floor after the mel filter for silent bins, and a relative
+# 5e-10 / |S|^2 change elsewhere -- invisible next to float32 STFT rounding.
+MAGNITUDE_EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class MelConfig:
+    """Parameters of the log-mel front end. Defaults: HiFi-GAN's LJSpeech V1 config (22.05 kHz).
+
+    Field names are a contract (checkpoints, mel caches and other modules use them).
+    ``f_max=None`` means ``sample_rate / 2``.
+    """
+
+    sample_rate: int = 22050
+    n_fft: int = 1024
+    hop_length: int = 256
+    win_length: int = 1024
+    n_mels: int = 80
+    f_min: float = 0.0
+    f_max: float | None = 8000.0
+    log_floor: float = 1e-5
+
+    def __post_init__(self) -> None:
+        for name in ("sample_rate", "n_fft", "hop_length", "win_length", "n_mels"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+                raise ValueError(f"MelConfig.{name} must be a positive integer, got {value!r}")
+        if self.win_length > self.n_fft:
+            raise ValueError(f"MelConfig.win_length ({self.win_length}) must be <= n_fft ({self.n_fft}); "
+                             f"raise n_fft to at least {self.win_length}")
+        if self.hop_length > self.n_fft:
+            raise ValueError(f"MelConfig.hop_length ({self.hop_length}) must be <= n_fft ({self.n_fft}): "
+                             "larger hops skip samples")
+        # Canonical Python types, so that equal configs (f_min=0 vs 0.0, numpy ints from a cache
+        # header) serialise -- and fingerprint -- identically.
+        for name in ("sample_rate", "n_fft", "hop_length", "win_length", "n_mels"):
+            object.__setattr__(self, name, int(getattr(self, name)))
+        for name in ("f_min", "f_max", "log_floor"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, bool):
+                try:
+                    object.__setattr__(self, name, float(value))
+                except (TypeError, ValueError):
+                    raise ValueError(f"MelConfig.{name} must be a number, got {value!r}") from None
+        nyquist = self.sample_rate / 2
+        f_max = nyquist if self.f_max is None else float(self.f_max)
+        if not (0.0 <= float(self.f_min) < f_max <= nyquist):
+            raise ValueError(f"MelConfig needs 0 <= f_min < f_max <= sample_rate/2 = {nyquist:g} Hz, "
+                             f"got f_min={self.f_min!r}, f_max={self.f_max!r}")
+        if not (isinstance(self.log_floor, float) and math.isfinite(self.log_floor)
+                and self.log_floor > 0):
+            raise ValueError(f"MelConfig.log_floor must be a finite number > 0 (ln of it is the "
+                             f"silence level), got {self.log_floor!r}")
+
+    # ---- presets -------------------------------------------------------------------------------
+    @classmethod
+    def hifigan_22k(cls) -> "MelConfig":
+        """The default: HiFi-GAN LJSpeech (22.05 kHz, 80 bands, 0-8 kHz, hop 256)."""
+        return cls()
+
+    @classmethod
+    def paper_24k(cls) -> "MelConfig":
+        """WaveGrad's own features (Chen et al. 2020, Sec. 5): 24 kHz, 128 mel bands, 50 ms Hann
+        window (1200 samples), 12.5 ms frame shift (hop 300), 2048-point FFT, 20 Hz - 12 kHz.
+
+        The paper states window, shift, FFT size, band count and cut-offs but not the mel
+        normalisation or log floor; we keep librosa's Slaney filters and ln(max(., 1e-5)) so the two
+        presets differ only in what the paper specifies. Use with ``WaveGradConfig.base(hop_length=300,
+        n_mels=128)`` (upsampling factors 5*5*3*2*2 = 300).
+        """
+        return cls(sample_rate=24000, n_fft=2048, hop_length=300, win_length=1200, n_mels=128,
+                   f_min=20.0, f_max=12000.0, log_floor=1e-5)
+
+    # ---- (de)serialisation -----------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "MelConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise UserInputError(f"unknown MelConfig key(s) {unknown}; valid keys are {sorted(known)}")
+        return cls(**dict(d))
+
+    def fingerprint(self) -> str:
+        """First 12 hex digits of sha1 over the sorted-key JSON of all fields (mel cache key)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True)
+        return hashlib.sha1(blob.encode("utf-8")).hexdigest()[:12]
+
+    # ---- derived quantities ----------------------------------------------------------------------
+    @property
+    def padding(self) -> tuple[int, int]:
+        """Reflect padding (left, right). HiFi-GAN uses (n_fft-hop)/2 each side; when that is odd the
+        extra sample goes right so that frames == T / hop still holds."""
+        total = self.n_fft - self.hop_length
+        return total // 2, total - total // 2
+
+    @property
+    def min_length(self) -> int:
+        """Shortest input: reflect padding needs more samples than it pads, and one frame needs a hop."""
+        return max(self.hop_length, max(self.padding) + 1)
+
+    def num_frames(self, num_samples: int) -> int:
+        return num_samples // self.hop_length
+
+
+def mel_basis(cfg: MelConfig) -> np.ndarray:
+    """librosa's Slaney-scale, Slaney-normalised filterbank, float32 [n_mels, n_fft // 2 + 1]."""
+    import librosa  # imported lazily: only building the featurizer needs it
+
+    return librosa.filters.mel(sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.f_min,
+                               fmax=cfg.f_max, htk=False, norm="slaney").astype(np.float32)
+
+
+class MelFeaturizer(nn.Module):
+    """Waveform ``[T]`` or ``[B, T]`` (float, in [-1, 1]) -> log-mel ``[B, n_mels, T // hop]`` (float32).
+
+    Always computes in float32 with autocast disabled, whatever the input dtype: in fp16 the power
+    spectrum of quiet bins underflows to 0 and the reflect-padded edges would give ln(0) = -inf / NaN.
+    The window and filterbank are buffers, so ``.to(device)`` moves them; they are not saved in
+    state dicts (they are a pure function of the config).
+    """
+
+    def __init__(self, cfg: MelConfig | None = None):
+        super().__init__()
+        self.cfg = cfg if cfg is not None else MelConfig()
+        window = torch.hann_window(self.cfg.win_length, periodic=True, dtype=torch.float32)
+        self.register_buffer("window", window, persistent=False)                    # [win]
+        self.register_buffer("mel_basis", torch.from_numpy(mel_basis(self.cfg)),
+                             persistent=False)                                       # [n_mels, F]
+
+    def _validate(self, wav: torch.Tensor) -> torch.Tensor:
+        if not isinstance(wav, torch.Tensor):
+            raise UserInputError(f"MelFeaturizer expects a torch.Tensor waveform, got {type(wav).__name__}; "
+                                 "convert with torch.from_numpy(wav)")
+        if wav.dim() not in (1, 2):
+            raise UserInputError(f"MelFeaturizer expects a waveform [T] or [B, T], got shape {tuple(wav.shape)}; "
+                                 "mix or select channels first (mono audio only)")
+        if not (wav.is_floating_point()):
+            raise UserInputError(f"MelFeaturizer expects a float waveform in [-1, 1], got dtype {wav.dtype}; "
+                                 "convert integer PCM with wav.float() / 32768")
+        n = wav.shape[-1]
+        if n < self.cfg.min_length:
+            sr = self.cfg.sample_rate
+            raise UserInputError(
+                f"waveform of {n} samples is too short for the mel front end: need at least "
+                f"{self.cfg.min_length} samples ({1000 * self.cfg.min_length / sr:.1f} ms at {sr} Hz) "
+                f"for reflect padding of {max(self.cfg.padding)}; pad or drop the clip")
+        wav = wav.float()
+        if not bool(torch.isfinite(wav).all()):
+            raise UserInputError("waveform contains NaN or inf; fix the audio source (or its decoding) first")
+        return wav
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        wav = self._validate(wav)
+        if wav.dim() == 1:
+            wav = wav.unsqueeze(0)                                                   # [B, T]
+        with torch.autocast(device_type=wav.device.type, enabled=False):
+            padded = nn.functional.pad(wav.unsqueeze(1), self.cfg.padding, mode="reflect").squeeze(1)
+            spec = torch.stft(padded, n_fft=self.cfg.n_fft, hop_length=self.cfg.hop_length,
+                              win_length=self.cfg.win_length, window=self.window, center=False,
+                              normalized=False, onesided=True, return_complex=True)  # [B, F, frames]
+            mag = torch.sqrt(spec.real.square() + spec.imag.square() + MAGNITUDE_EPS)
+            mel = torch.matmul(self.mel_basis, mag)                                   # [B, n_mels, frames]
+            return torch.log(torch.clamp(mel, min=self.cfg.log_floor))
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.cfg.to_dict().items())

@@ -1,0 +1,1 @@
+"""Benchmark scripts (speed, memory): they print numbers and assert nothing."""
