@@ -1,0 +1,73 @@
+"""The ``wavegrad`` command: a thin layer over the library.
+
+Every subcommand's bad input surfaces as one line on stderr and exit code 2 (``UserInputError``,
+``FileNotFoundError`` and friends are caught here, not in the library).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable, Sequence
+
+from .errors import UserInputError
+
+Handler = Callable[[argparse.Namespace], int]
+_HANDLERS: dict[str, Handler] = {}
+
+
+def _not_yet(name: str) -> Handler:
+    def handler(args: argparse.Namespace) -> int:
+        print(f"wavegrad {name}: not yet available in this version", file=sys.stderr)
+        return 2
+    return handler
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="wavegrad", formatter_class=_Formatter,
+                                description="WaveGrad diffusion vocoder and image diffusion toolkit.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, register in _SUBCOMMANDS.items():
+        register(sub, name)
+    return p
+
+
+def _register_placeholder(help_text: str):
+    def register(sub, name):
+        sp = sub.add_parser(name, help=help_text, formatter_class=_Formatter)
+        sp.set_defaults(func=_not_yet(name))
+    return register
+
+
+def _register_train(sub, name):
+    from .training.cli import add_train_parser
+    add_train_parser(sub, name, _Formatter)
+
+
+_SUBCOMMANDS = {
+    "train": _register_train,
+    "vocode": _register_placeholder("mel (.npy) or audio -> waveform with a trained checkpoint"),
+    "search-schedule": _register_placeholder("grid-search a short noise schedule for a checkpoint"),
+    "benchmark": _register_placeholder("steps vs quality vs speed table for a checkpoint"),
+    "sample": _register_placeholder("sample an image grid from an image checkpoint"),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (UserInputError, FileNotFoundError, IsADirectoryError, PermissionError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"wavegrad {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"wavegrad {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Self-describing checkpoints: atomic writes, safe loads (``weights_only=True``), a format version.
+
+A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, so that
+``torch.load(weights_only=True)`` can read it and a pickle carrying code is refused, never run.
+"""
+from __future__ import annotations
+
+import pickle
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import UserInputError
+from ..utils import atomic_path
+
+FORMAT = "wavegrad-checkpoint"
+VERSION = 1
+_NAME = re.compile(r"^step-(\d{8,})\.pt$")
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` (plus format and version) atomically: a crash leaves the old file intact."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save({"format": FORMAT, "version": VERSION, **payload}, tmp)
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load and validate a checkpoint; every failure is a one-line ``UserInputError`` naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserInputError(f"{path}: no such checkpoint file (check the path)")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        if "weights_only" in str(e) or "Unsupported global" in str(e):
+            raise UserInputError(f"{path}: refused: the file contains pickled code or objects, not just "
+                                 f"tensors (a foreign or unsafe checkpoint); only wavegrad checkpoints load") from None
+        raise UserInputError(f"{path}: not a readable checkpoint ({first[:120]}); is it truncated?") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserInputError(f"{path}: not a readable checkpoint ({first[:120]}); "
+                             f"is it truncated or not a torch file?") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise UserInputError(f"{path}: not a wavegrad checkpoint (no '{FORMAT}' marker); "
+                             f"train one with `wavegrad train` or a recipe")
+    if ckpt.get("version") != VERSION:
+        raise UserInputError(f"{path}: checkpoint format version {ckpt.get('version')} is not supported "
+                             f"by this wavegrad (expects {VERSION}); upgrade wavegrad or re-export")
+    return ckpt
+
+
+def checkpoint_name(step: int) -> str:
+    return f"step-{step:08d}.pt"
+
+
+def list_checkpoints(folder: str | Path) -> list[Path]:
+    """Checkpoints in ``folder`` sorted by step (oldest first)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _NAME.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def prune_checkpoints(folder: str | Path, keep_last: int) -> None:
+    """Delete all but the newest ``keep_last`` checkpoints (0 keeps everything)."""
+    if keep_last > 0:
+        for p in list_checkpoints(folder)[:-keep_last]:
+            p.unlink(missing_ok=True)
