@@ -1,0 +1,1 @@
+"""The shared training loop, checkpoints and the `wavegrad train` command."""
