@@ -15,6 +15,17 @@ from .errors import UserInputError
 from .models import WaveGrad, WaveGradConfig
 
 
+def save_vocoder_checkpoint(path: str | Path, model: WaveGrad, mel_config: MelConfig,
+                            train_schedule: NoiseSchedule, schedules: dict[str, NoiseSchedule] | None = None) -> Path:
+    """A minimal inference checkpoint (no optimizer state): the weights serve as EMA and raw weights."""
+    from .training.checkpoint import save_checkpoint
+    weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    return save_checkpoint(path, {
+        "family": "vocoder", "model_config": model.cfg.to_dict(), "mel_config": mel_config.to_dict(),
+        "schedule": train_schedule.to_dict(), "schedules": {k: v.to_dict() for k, v in (schedules or {}).items()},
+        "model": weights, "ema": {"shadow": weights}, "step": 0})
+
+
 @torch.inference_mode()
 def vocode(model: WaveGrad, mel: torch.Tensor, schedule: NoiseSchedule, *, eta: float = 1.0,
            generator: torch.Generator | None = None, clip: float | None = 1.0,
@@ -58,6 +69,16 @@ class Vocoder:
         schedules = {k: NoiseSchedule.from_dict(v) for k, v in ckpt.get("schedules", {}).items()}
         return cls(model, MelConfig.from_dict(ckpt["mel_config"]), NoiseSchedule.from_dict(ckpt["schedule"]),
                    schedules, device)
+
+    def add_schedule(self, path: str | Path, name: str, schedule: NoiseSchedule) -> None:
+        """Store ``schedule`` under ``name`` in the checkpoint at ``path`` (atomic: on any failure the
+        old file stays intact) and in this Vocoder."""
+        from .training.checkpoint import load_checkpoint, save_checkpoint
+        ckpt = load_checkpoint(path)
+        ckpt.setdefault("schedules", {})[name] = schedule.to_dict()
+        ckpt.pop("format"), ckpt.pop("version")
+        save_checkpoint(path, ckpt)
+        self.schedules[name] = schedule
 
     def resolve_schedule(self, steps: int | None = None, schedule: str | NoiseSchedule | None = None) -> NoiseSchedule:
         """``schedule`` (a stored name or a NoiseSchedule) wins; else the training schedule respaced to ``steps``."""
