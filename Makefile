@@ -1,23 +1,27 @@
 # `make demo` and `make test` each set up a fresh machine themselves.
 # TORCH_SPEC picks the torch build: plain `torch` (default; CUDA wheels on Linux) or e.g. torch==2.13.0.
+# EXTRAS: pip extras to install (dev,eval adds PESQ/STOI/MCD/DNSMOS to tests and the demo's table).
 TORCH_SPEC ?= torch
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
+EXTRAS ?= dev
+comma := ,
+STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: install demo test test-slow clean-demo
+.PHONY: install demo test test-slow
 
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
+$(STAMP): pyproject.toml | $(VENV)/bin/python
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
 	touch $@
 
-install: $(VENV)/.installed
+install: $(STAMP)
 
 demo: install
 	$(PY) recipes/ljspeech.py --preset quick $(DEMO_ARGS)

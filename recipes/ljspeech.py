@@ -7,6 +7,8 @@
 Without --data-dir the quick preset generates a small speech-like corpus (data/quickstart) and
 trains the tiny model on it: it shows the pipeline and the trend on two CPU cores, not quality.
 Every other flag of `wavegrad train` works here too (`--help` shows them with this preset's defaults).
+After training, the recipe vocodes a few held-out test clips; the quick preset then searches a
+6-step schedule and prints the benchmark table (`--search-steps 0 --benchmark-steps ""` skip them).
 
 Paper-faithful defaults (Chen et al. 2020, arXiv 2009.00713, §5.1 and App.): WaveGrad Base, Adam at
 lr 2e-4, batch 256, 1M steps, L1 loss on eps, crops of 7200 samples at 24 kHz (here 7168 = 28 hops
@@ -69,13 +71,40 @@ def vocode_test_clips(ckpt: Path, data_dir: Path, out_dir: Path, n: int = 3, ste
               f"{dt:.1f} s ({dt / (len(wav) / voc.mel_config.sample_rate):.1f} x real time)")
 
 
+def search_and_benchmark(ckpt: Path, data_dir: Path, search_steps: int, bench_steps: str) -> None:
+    """What `make demo` ends with: a searched short schedule, then the steps/quality/speed table."""
+    from argparse import Namespace
+
+    from wavegrad.commands import benchmark, search
+    if search_steps:
+        print(f"\nsearching a {search_steps}-step schedule (wavegrad search-schedule {ckpt} --data-dir {data_dir} "
+              f"--steps {search_steps})")
+        search.run(Namespace(checkpoint=ckpt, data_dir=data_dir, steps=search_steps, split="val", clips=2,
+                             seconds=1.0, eta=1.0, seed=0, grid=8, max_last_level=0.1, name=None, csv=None,
+                             device="cpu"))
+    if bench_steps:
+        print(f"\nbenchmarking (wavegrad benchmark {ckpt} --data-dir {data_dir} --steps {bench_steps})")
+        benchmark.run(Namespace(checkpoint=ckpt, data_dir=data_dir, steps=bench_steps, samplers="ddpm,ddim,searched",
+                                split="test", clips=3, seconds=2.0, seed=0, out_dir=None, device="cpu",
+                                no_optional=False))
+
+
+def _pop_flag(argv: list[str], flag: str, default: str) -> str:
+    if flag in argv:
+        i = argv.index(flag)
+        value = argv[i + 1] if i + 1 < len(argv) else ""
+        del argv[i:i + 2]
+        return value
+    return default
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    preset = "quick"
-    if "--preset" in argv:
-        i = argv.index("--preset")
-        preset = argv[i + 1] if i + 1 < len(argv) else ""
-        del argv[i:i + 2]
+    preset = _pop_flag(argv, "--preset", "quick")
+    quick = preset == "quick"
+    # the quick preset ends like `make demo` promises: a searched schedule and the benchmark table
+    search_steps = _pop_flag(argv, "--search-steps", "6" if quick else "0")
+    bench_steps = _pop_flag(argv, "--benchmark-steps", "50,25,12,6,3" if quick else "")
     if preset not in PRESETS:
         print(f"ljspeech recipe: error: --preset must be one of {', '.join(PRESETS)}, got {preset!r}", file=sys.stderr)
         return 2
@@ -90,6 +119,7 @@ def main(argv=None) -> int:
         print(f"trained to step {trainer.step} in {time.time() - t0:.0f} s; checkpoint {ckpt}")
         if ckpt is not None and trainer.acc.is_main_process and not trainer.interrupted:
             vocode_test_clips(ckpt, data_dir, Path(trainer.cfg.run_dir) / "vocoded")
+            search_and_benchmark(ckpt, data_dir, int(search_steps or 0), bench_steps)
     except UserInputError as e:
         print(f"ljspeech recipe: error: {e}", file=sys.stderr)
         return 2

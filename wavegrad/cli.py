@@ -47,11 +47,18 @@ def _register_train(sub, name):
     add_train_parser(sub, name, _Formatter)
 
 
+def _lazy(module: str):
+    def register(sub, name):
+        import importlib
+        importlib.import_module(f"wavegrad.commands.{module}").register(sub, name, _Formatter)
+    return register
+
+
 _SUBCOMMANDS = {
     "train": _register_train,
-    "vocode": _register_placeholder("mel (.npy) or audio -> waveform with a trained checkpoint"),
-    "search-schedule": _register_placeholder("grid-search a short noise schedule for a checkpoint"),
-    "benchmark": _register_placeholder("steps vs quality vs speed table for a checkpoint"),
+    "vocode": _lazy("vocode"),
+    "search-schedule": _lazy("search"),
+    "benchmark": _lazy("benchmark"),
     "sample": _register_placeholder("sample an image grid from an image checkpoint"),
 }
 

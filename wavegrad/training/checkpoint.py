@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import pickle
 import re
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +41,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             raise UserInputError(f"{path}: refused: the file contains pickled code or objects, not just "
                                  f"tensors (a foreign or unsafe checkpoint); only wavegrad checkpoints load") from None
         raise UserInputError(f"{path}: not a readable checkpoint ({first[:120]}); is it truncated?") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+    except Exception as e:  # noqa: BLE001 - torch raises many types (KeyError on text files, RuntimeError…)
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserInputError(f"{path}: not a readable checkpoint ({first[:120]}); "
                              f"is it truncated or not a torch file?") from None

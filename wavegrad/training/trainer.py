@@ -253,7 +253,8 @@ class Trainer:
         self._stopping = False
         t0, t_last, s_last = time.time(), time.time(), self.step
         last_path, window = None, []
-        bar = tqdm(total=cfg.max_steps, initial=self.step, disable=not acc.is_local_main_process,
+        # with a time budget the step limit is rarely reached: an ETA to max_steps would mislead
+        bar = tqdm(total=None if cfg.max_minutes else cfg.max_steps, initial=self.step, disable=not acc.is_local_main_process,
                    desc="training", dynamic_ncols=True)
         with _StopSignal() as stop:
             while self.step < cfg.max_steps:

@@ -1,0 +1,72 @@
+"""`wavegrad search-schedule` and `wavegrad benchmark` on a random-weight tiny checkpoint and a generated corpus."""
+import json
+
+import pytest
+import torch
+
+from wavegrad import Vocoder
+from wavegrad.audio import MelConfig
+from wavegrad.cli import main
+from wavegrad.data.ljspeech import write_splits
+from wavegrad.data.synthetic import make_speech_like_corpus
+from wavegrad.diffusion import NoiseSchedule
+from wavegrad.models import WaveGrad, WaveGradConfig
+from wavegrad.vocoder import save_vocoder_checkpoint
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    d = tmp_path_factory.mktemp("bench")
+    make_speech_like_corpus(d / "corpus", n_clips=5, seed=2)
+    write_splits(d / "corpus", n_val=1, n_test=1)
+    torch.manual_seed(0)
+    ckpt = save_vocoder_checkpoint(d / "run" / "checkpoints" / "step-00000000.pt", WaveGrad(WaveGradConfig.tiny()),
+                                   MelConfig(), NoiseSchedule.linear(1000))
+    return d, ckpt
+
+
+def test_search_stores_a_schedule_and_writes_every_candidate(setup, capsys):
+    d, ckpt = setup
+    rc = main(["search-schedule", str(ckpt), "--data-dir", str(d / "corpus"), "--steps", "2", "--grid", "3",
+               "--clips", "1", "--seconds", "0.1"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "network passes" in out
+    sched = Vocoder.from_checkpoint(ckpt).schedules["search-2"]
+    assert len(sched) == 2 and float(sched.noise_levels[-1]) <= 0.1
+    rows = (ckpt.parent / f"{ckpt.stem}.search-2.csv").read_text().strip().splitlines()
+    assert rows[0].startswith("stage,log_mel_l1") and len(rows) > 5
+
+
+def test_benchmark_writes_table_csv_json_png(setup, capsys):
+    d, ckpt = setup
+    out_dir = d / "bench-out"
+    rc = main(["benchmark", str(ckpt), "--data-dir", str(d / "corpus"), "--steps", "3,2", "--samplers",
+               "ddpm,ddim,searched", "--clips", "1", "--seconds", "0.2", "--out-dir", str(out_dir), "--no-optional"])
+    assert rc == 0
+    table = capsys.readouterr().out
+    assert "| ground truth |" in table and "Griffin-Lim" in table and "| ddim | 2 |" in table
+    rows = json.loads((out_dir / "benchmark.json").read_text())["rows"]
+    truth = rows[0]
+    assert truth["log_mel_l1"] == 0.0 and truth["lsd_db"] == 0.0 and truth["mrstft"] == 0.0
+    systems = {(r["system"], r["steps"]) for r in rows}
+    assert {("ddpm", 3), ("ddpm", 2), ("ddim", 3), ("ddim", 2)} <= systems
+    assert all((out_dir / f"benchmark.{ext}").stat().st_size > 0 for ext in ("md", "csv", "json", "png"))
+
+
+@pytest.mark.parametrize("flags, msg", [(["--samplers", "euler"], "unknown sampler"),
+                                        (["--steps", "2000"], "--steps must lie"),
+                                        (["--steps", "a,b"], "comma-separated")])
+def test_benchmark_bad_flags_exit_2(setup, capsys, flags, msg):
+    d, ckpt = setup
+    assert main(["benchmark", str(ckpt), "--data-dir", str(d / "corpus"), "--no-optional", *flags]) == 2
+    err = capsys.readouterr().err
+    assert msg in err and len(err.strip().splitlines()) == 1
+
+
+def test_search_on_a_truncated_checkpoint_exits_2(setup, tmp_path, capsys):
+    d, ckpt = setup
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(ckpt.read_bytes()[:1000])
+    assert main(["search-schedule", str(bad), "--data-dir", str(d / "corpus"), "--steps", "2"]) == 2
+    assert "truncated" in capsys.readouterr().err

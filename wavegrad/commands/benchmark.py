@@ -1,0 +1,197 @@
+"""`wavegrad benchmark`: the steps / speed / quality trade-off of a checkpoint in one table and one plot."""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..audio import metrics as M
+from ..errors import UserInputError
+from ..utils import atomic_path
+from ..vocoder import Vocoder
+from .evaluation import EvalClips, load_eval_clips, vocode_clips
+
+SAMPLERS = {"ddpm": "respaced training schedule, ancestral (eta=1)",
+            "ddim": "respaced training schedule, DDIM (eta=0)",
+            "searched": "schedule stored by search-schedule as search-N, ancestral"}
+COLUMNS = ["system", "steps", "rtf", "log_mel_l1", "lsd_db", "mrstft", "mcd_db", "pesq_wb", "stoi", "dnsmos_ovrl"]
+
+
+def register(sub, name: str, formatter) -> None:
+    p = sub.add_parser(name, formatter_class=formatter, help="steps vs quality vs speed table for a checkpoint",
+                       description="Vocode held-out test clips with every (sampler, steps) pair and score them "
+                                   "against the real audio; writes markdown, CSV, JSON and a PNG plot.")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("--data-dir", type=Path, required=True, help="LJSpeech-layout folder with a test.txt split")
+    p.add_argument("--steps", default="1000,100,50,25,12,6,3", help="comma-separated step counts")
+    p.add_argument("--samplers", default="ddpm,ddim,searched", help=f"comma-separated, of {', '.join(SAMPLERS)}")
+    p.add_argument("--split", default="test")
+    p.add_argument("--clips", type=int, default=4)
+    p.add_argument("--seconds", type=float, default=2.0, help="length each clip is cut to")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out-dir", type=Path, default=None, help="default: <run>/benchmark next to the checkpoint")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--no-optional", action="store_true", help="skip PESQ/STOI/DNSMOS/MCD even if installed")
+    p.set_defaults(func=run)
+
+
+def _parse_list(text: str, kind, what: str) -> list:
+    try:
+        out = [kind(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UserInputError(f"--{what} must be a comma-separated list, got {text!r}") from None
+    if not out:
+        raise UserInputError(f"--{what} is empty")
+    return out
+
+
+def score_clips(ref: torch.Tensor, est: torch.Tensor, mel_config, optional: dict) -> dict[str, float]:
+    """Mean of every metric over the clips (ref, est: [B, T])."""
+    rows, sr = [], mel_config.sample_rate
+    for r, e in zip(ref.cpu().numpy(), est.cpu().numpy()):
+        m = {"log_mel_l1": M.log_mel_l1(r, e, mel_config), "lsd_db": M.lsd(r, e), "mrstft": M.mrstft(r, e)}
+        if optional.get("mcd") is True:
+            m["mcd_db"] = M.mcd(r, e, sr)
+        for name, fn in (("pesq_wb", M.pesq_wb), ("stoi", M.stoi)):
+            if optional.get(name) is True:
+                try:
+                    m[name] = fn(r, e, sr)
+                except (UserInputError, ValueError, RuntimeError):  # e.g. silent output: PESQ undefined
+                    m[name] = math.nan
+        if optional.get("dnsmos") is True:
+            m["dnsmos_ovrl"] = M.dnsmos(e, sr)["ovrl"]
+        rows.append(m)
+    return {k: float(np.nanmean([row[k] for row in rows])) for k in rows[0]}
+
+
+def griffin_lim(voc: Vocoder, clips: EvalClips) -> tuple[torch.Tensor, float]:
+    """Seeded Griffin-Lim (32 iterations) from the same log-mels: the no-training reference."""
+    import time
+
+    import librosa
+    cfg = voc.mel_config
+    t0 = time.perf_counter()
+    outs = []
+    for mel in clips.mel.cpu().numpy():
+        S = librosa.feature.inverse.mel_to_stft(np.exp(mel), sr=cfg.sample_rate, n_fft=cfg.n_fft, power=1.0,
+                                                fmin=cfg.f_min, fmax=cfg.f_max)
+        # our frames are centre-less over a signal reflect-padded by (n_fft - hop)/2 each side (HiFi-GAN):
+        # invert with center=False, then cut that padding off again
+        y = librosa.griffinlim(S, n_iter=32, hop_length=cfg.hop_length, win_length=cfg.win_length,
+                               n_fft=cfg.n_fft, center=False, random_state=0)
+        pad = (cfg.n_fft - cfg.hop_length) // 2
+        y = y[pad:pad + clips.wav.shape[1]]
+        outs.append(torch.from_numpy(np.pad(y, (0, clips.wav.shape[1] - len(y))).astype(np.float32)))
+    return torch.stack(outs), time.perf_counter() - t0
+
+
+def run(args: argparse.Namespace) -> int:
+    steps = _parse_list(args.steps, int, "steps")
+    samplers = _parse_list(args.samplers, str, "samplers")
+    bad = [s for s in samplers if s not in SAMPLERS]
+    if bad:
+        raise UserInputError(f"unknown sampler(s) {bad}; choose from {', '.join(SAMPLERS)}")
+    voc = Vocoder.from_checkpoint(args.checkpoint, device=args.device)
+    if max(steps) > len(voc.train_schedule) or min(steps) < 1:
+        raise UserInputError(f"--steps must lie in [1, {len(voc.train_schedule)}], got {steps}")
+    clips = load_eval_clips(voc, args.data_dir, args.split, args.clips, args.seconds)
+    optional = {} if args.no_optional else M.available_optional_metrics()
+    sr = voc.mel_config.sample_rate
+    out_dir = args.out_dir or args.checkpoint.parent.parent / "benchmark"
+    rows, notes = [], []
+    rows.append({"system": "ground truth", "steps": "", "rtf": "",
+                 **score_clips(clips.wav, clips.wav, voc.mel_config, optional)})
+    gl, gl_t = griffin_lim(voc, clips)
+    rows.append({"system": "Griffin-Lim (32 it., seeded)", "steps": 32, "rtf": gl_t / clips.seconds,
+                 **score_clips(clips.wav, gl, voc.mel_config, optional)})
+    jobs = [(s, n) for s in samplers for n in sorted(steps, reverse=True)]
+    for sampler, n in tqdm(jobs, desc="benchmark", unit="run"):
+        if sampler == "searched":
+            if f"search-{n}" not in voc.schedules:
+                notes.append(f"searched {n}: no schedule 'search-{n}' in the checkpoint (run search-schedule --steps {n})")
+                continue
+            sched, eta = voc.schedules[f"search-{n}"], 1.0
+        else:
+            sched, eta = voc.train_schedule.respace(n), (1.0 if sampler == "ddpm" else 0.0)
+        out, took = vocode_clips(voc, clips, sched, eta, args.seed)
+        if not torch.isfinite(out).all():
+            notes.append(f"{sampler} {n}: non-finite output")
+            continue
+        rows.append({"system": sampler, "steps": n, "rtf": took / clips.seconds,
+                     **score_clips(clips.wav, out, voc.mel_config, optional)})
+    for name, status in optional.items():
+        if status is not True:
+            notes.append(f"{name} skipped: {str(status).splitlines()[0]}")
+    meta = {"checkpoint": str(args.checkpoint), "device": str(voc.device), "threads": torch.get_num_threads(),
+            "torch": torch.__version__, "clips": clips.ids, "seconds_per_clip": clips.wav.shape[1] / sr,
+            "seed": args.seed, "samplers": {s: SAMPLERS[s] for s in samplers},
+            "rtf": "wall-clock seconds per audio-second for the whole batch of clips",
+            "mcd": "pysptk mcep order 24, c0 excluded, no DTW (time-aligned)", "notes": notes}
+    write_reports(out_dir, rows, meta)
+    print(markdown_table(rows, meta))
+    print(f"\nwritten: {out_dir}/benchmark.md, .csv, .json, .png")
+    return 0
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return "n/a" if math.isnan(v) else f"{v:.3f}"
+    return str(v)
+
+
+def markdown_table(rows: list[dict], meta: dict) -> str:
+    cols = [c for c in COLUMNS if any(c in r for r in rows)]
+    head = (f"device {meta['device']}, {meta['threads']} threads, torch {meta['torch']}; "
+            f"{len(meta['clips'])} clips x {meta['seconds_per_clip']:.2f} s, seed {meta['seed']}")
+    lines = [head, "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(_fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
+    lines += [f"- {n}" for n in meta["notes"]]
+    return "\n".join(lines)
+
+
+def write_reports(out_dir: Path, rows: list[dict], meta: dict) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out_dir / "benchmark.md") as tmp:
+        tmp.write_text(markdown_table(rows, meta) + "\n")
+    with atomic_path(out_dir / "benchmark.json") as tmp:
+        tmp.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2, default=str))
+    cols = [c for c in COLUMNS if any(c in r for r in rows)]
+    with atomic_path(out_dir / "benchmark.csv") as tmp, open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    plot(out_dir / "benchmark.png", rows)
+
+
+def plot(path: Path, rows: list[dict]) -> None:
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    for system in dict.fromkeys(r["system"] for r in rows if isinstance(r["steps"], int) and r["system"] in SAMPLERS):
+        pts = sorted((r["steps"], r["log_mel_l1"], r["rtf"]) for r in rows if r["system"] == system)
+        ax1.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=system)
+        ax2.plot([p[0] for p in pts], [p[2] for p in pts], "o-", label=system)
+    for r in rows:
+        if r["system"].startswith("Griffin"):
+            ax1.axhline(r["log_mel_l1"], color="grey", ls="--", label="Griffin-Lim")
+    for ax, label in ((ax1, "log-mel L1 (lower is better)"), (ax2, "real-time factor (s per audio-s)")):
+        ax.set_xscale("log")
+        ax.set_xlabel("sampling steps")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    ax2.set_yscale("log")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)

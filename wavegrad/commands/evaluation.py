@@ -1,0 +1,52 @@
+"""Held-out clips and the vocode-and-score loop shared by `search-schedule` and `benchmark`."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..diffusion import NoiseSchedule
+from ..errors import UserInputError
+from ..vocoder import Vocoder, vocode
+
+
+@dataclass
+class EvalClips:
+    ids: list[str]
+    wav: torch.Tensor   # [B, T], T a multiple of the hop: every clip cut to the same length
+    mel: torch.Tensor   # [B, n_mels, T / hop]
+    sample_rate: int
+
+    @property
+    def seconds(self) -> float:
+        """Audio-seconds over all clips."""
+        return self.wav.numel() / self.sample_rate
+
+
+def load_eval_clips(voc: Vocoder, data_dir: str | Path, split: str, n: int, seconds: float) -> EvalClips:
+    """The first ``n`` clips of a split, each cut to the same length (<= ``seconds``, a multiple of the hop)."""
+    from ..data.ljspeech import VocoderDataset, load_split
+    cfg = voc.mel_config
+    ids = load_split(data_dir, split)[:n]
+    ds = VocoderDataset(data_dir, ids, cfg, cfg.hop_length, whole_clips=True)
+    wavs = [ds[i]["audio"] for i in range(len(ds))]
+    hop = cfg.hop_length
+    T = min(min(len(w) for w in wavs), int(seconds * cfg.sample_rate)) // hop * hop
+    if T < 4 * hop:
+        raise UserInputError(f"the {split} clips of {data_dir} are too short to evaluate (need >= {4 * hop} samples)")
+    wav = torch.stack([w[:T] for w in wavs]).to(voc.device)  # [B, T]
+    return EvalClips(ids, wav, voc.featurizer(wav), cfg.sample_rate)
+
+
+def vocode_clips(voc: Vocoder, clips: EvalClips, schedule: NoiseSchedule, eta: float, seed: int) -> tuple[torch.Tensor, float]:
+    """Vocode every clip in one batch with a fixed seed; returns (wav [B, T], seconds taken)."""
+    g = torch.Generator().manual_seed(seed)
+    t0 = time.perf_counter()
+    out = vocode(voc.model, clips.mel, schedule, eta=eta, generator=g)
+    return out, time.perf_counter() - t0
+
+
+def log_mel_l1(voc: Vocoder, clips: EvalClips, out: torch.Tensor) -> float:
+    return (voc.featurizer(out) - clips.mel).abs().mean().item()

@@ -1,0 +1,190 @@
+"""`wavegrad vocode CHECKPOINT INPUT... --out-dir DIR`: log-mels (.npy) or audio files -> waveforms.
+
+All inputs are loaded and validated before anything is vocoded: one bad input among many stops the run
+with one line on stderr (exit code 2) and nothing written. Outputs go to ``DIR/<input stem>.wav``
+(16-bit PCM, atomic writes). Input ``i`` (in command-line order) is vocoded with seed ``--seed + i``,
+so ``wavegrad vocode CKPT x.npy --seed S+i`` reproduces the i-th output of a multi-input run.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import UserInputError
+
+DEFAULT_STEPS = 50
+DEFAULT_CHUNK_SECONDS = 6.0
+
+DESCRIPTION = """\
+Vocode log-mels or re-synthesise audio with a trained WaveGrad checkpoint.
+
+INPUT is a .npy log-mel [n_mels, frames] (or [1, n_mels, frames]) in the checkpoint's mel convention
+(natural log of the mel magnitude, floor included), or an audio file (WAV/FLAC/OGG...) that is read at
+the checkpoint's sample rate (mixed to mono, resampled if needed) and turned into a log-mel by the
+checkpoint's own front end. Output: OUT_DIR/<input stem>.wav, at the checkpoint's sample rate;
+existing files are replaced atomically.
+
+All inputs are validated before any is vocoded: a missing, unreadable, empty or malformed input
+(NaN/inf, wrong number of mel bands, wrong rank), two inputs with the same stem, or a bad checkpoint
+stops the run with one error line and exit code 2, and nothing is written. Input i (in the order
+given) uses seed SEED + i. Long inputs are vocoded in overlapping windows of about CHUNK_SECONDS
+(crossfaded at every sampling step), so memory does not grow with the length.
+"""
+
+
+def register(sub, name: str = "vocode", formatter=argparse.HelpFormatter) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help="mel (.npy) or audio -> waveform with a trained checkpoint",
+                       description=DESCRIPTION, formatter_class=formatter)
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help="a vocoder checkpoint (`wavegrad train` output)")
+    p.add_argument("inputs", metavar="INPUT", nargs="+", help=".npy log-mel [n_mels, frames] or an audio file")
+    p.add_argument("--out-dir", required=True, metavar="DIR", help="folder for the <input stem>.wav outputs")
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS,
+                   help="sampling steps: the training schedule respaced uniformly to this many (ignored with --schedule)")
+    p.add_argument("--schedule", default=None, metavar="NAME",
+                   help="a named schedule stored in the checkpoint (e.g. by `wavegrad search-schedule`)")
+    p.add_argument("--eta", type=float, default=1.0, help="1: DDPM ancestral sampling; 0: deterministic DDIM")
+    p.add_argument("--seed", type=int, default=0, help="input i uses seed SEED + i")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1")
+    p.add_argument("--batch-size", type=int, default=4, help="windows (clips or chunks of long clips) per network call")
+    p.add_argument("--chunk-seconds", type=float, default=DEFAULT_CHUNK_SECONDS,
+                   help="window hop for long inputs (each window adds 32 frames of overlap); 0 disables chunking "
+                        "(memory then grows with the input's length)")
+    p.set_defaults(func=run)
+    return p
+
+
+# ---- input loading -------------------------------------------------------------------------------------------
+def load_mel_npy(path: Path, n_mels: int) -> torch.Tensor:
+    """A .npy log-mel -> float32 tensor [n_mels, frames]; a UserInputError naming ``path`` otherwise."""
+    if not path.exists():
+        raise UserInputError(f"input not found: {path}; check the path")
+    if not path.is_file():
+        raise UserInputError(f"input {path} is a directory or special file; give a .npy file")
+    if path.stat().st_size == 0:
+        raise UserInputError(f"input {path} is an empty file (0 bytes); re-export the mel")
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:  # not a .npy, truncated, or an object array (pickle refused)
+        first = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
+        raise UserInputError(f"cannot read {path} as a .npy array ({first}); save the mel with numpy.save") from None
+    if not isinstance(arr, np.ndarray):
+        raise UserInputError(f"{path} holds an .npz archive, not one array; save a single mel with numpy.save")
+    if arr.dtype.kind not in "fiu":
+        raise UserInputError(f"{path} has dtype {arr.dtype}; a log-mel must be a real float array")
+    if arr.ndim == 3 and arr.shape[0] == 1:
+        arr = arr[0]
+    if arr.ndim != 2:
+        extra = " (a batch: save one mel per file)" if arr.ndim == 3 else ""
+        raise UserInputError(f"{path} has shape {arr.shape}; expected a log-mel [n_mels={n_mels}, frames] "
+                             f"or [1, {n_mels}, frames]{extra}")
+    if arr.shape[0] != n_mels:
+        hint = " — it looks like [frames, n_mels]: save mel.T instead" if arr.shape[1] == n_mels else ""
+        raise UserInputError(f"{path} has {arr.shape[0]} mel bands (shape {arr.shape}) but the checkpoint "
+                             f"expects {n_mels}{hint}")
+    if arr.shape[1] == 0:
+        raise UserInputError(f"{path} has 0 frames; nothing to vocode")
+    if not np.isfinite(arr).all():
+        raise UserInputError(f"{path} contains NaN or inf values; fix the mel (log of 0? clamp it at the floor)")
+    return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+
+
+def load_input(path: Path, voc) -> torch.Tensor:
+    """.npy -> log-mel; anything else -> audio read at the checkpoint's rate -> log-mel [n_mels, frames]."""
+    if path.suffix.lower() == ".npy":
+        return load_mel_npy(path, voc.mel_config.n_mels)
+    from ..audio import read_audio
+    if path.is_file() and path.stat().st_size == 0:
+        raise UserInputError(f"input {path} is an empty file (0 bytes); re-export it")
+    wav = read_audio(path, voc.mel_config.sample_rate)
+    try:
+        mel = voc.featurizer(torch.from_numpy(wav).to(voc.device))[0]
+    except UserInputError as e:
+        raise UserInputError(f"{path}: {e}") from None
+    return mel.cpu()
+
+
+def _device(name: str) -> torch.device:
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise UserInputError(f"--device {name!r} is not a torch device; use e.g. cpu or cuda") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserInputError(f"--device {name}: CUDA is not available in this torch build/machine; use --device cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise UserInputError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) visible")
+    return dev
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    if args.steps < 1:
+        raise UserInputError(f"--steps must be >= 1, got {args.steps}")
+    if not (0.0 <= args.eta <= 1.0):
+        raise UserInputError(f"--eta must lie in [0, 1] (1: DDPM, 0: DDIM), got {args.eta}")
+    if args.batch_size < 1:
+        raise UserInputError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if not math.isfinite(args.chunk_seconds) or args.chunk_seconds < 0:
+        raise UserInputError(f"--chunk-seconds must be >= 0 (0: no chunking), got {args.chunk_seconds}")
+    if args.seed < 0:
+        raise UserInputError(f"--seed must be >= 0, got {args.seed}")
+
+
+def _plan_outputs(inputs: list[Path], out_dir: Path) -> list[Path]:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserInputError(f"--out-dir {out_dir} exists and is not a directory; choose another path")
+    outs, seen = [], {}
+    for path in inputs:
+        out = out_dir / f"{path.stem}.wav"
+        if path.stem in seen:
+            raise UserInputError(f"inputs {seen[path.stem]} and {path} have the same stem {path.stem!r} and would "
+                                 f"both write {out}; rename one or vocode them into different --out-dir")
+        seen[path.stem] = path
+        if path.exists() and out.exists() and out.resolve() == path.resolve():
+            raise UserInputError(f"output {out} would overwrite the input {path}; choose another --out-dir")
+        outs.append(out)
+    return outs
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from ..audio import write_audio
+    from ..vocoder import DEFAULT_OVERLAP_FRAMES, Vocoder
+
+    _check_args(args)
+    inputs = [Path(p) for p in args.inputs]
+    outs = _plan_outputs(inputs, Path(args.out_dir))
+    device = _device(args.device)
+    voc = Vocoder.from_checkpoint(args.checkpoint, device=device)
+    voc.resolve_schedule(args.steps, args.schedule)           # a bad --schedule / --steps fails before any work
+    sr, hop = voc.mel_config.sample_rate, voc.hop_length
+    chunk_frames = None if args.chunk_seconds == 0 else max(1, round(args.chunk_seconds * sr / hop))
+
+    mels = []                                                  # validate everything first: nothing written on error
+    for path in inputs:
+        mel = load_input(path, voc)
+        try:
+            voc.check_mel(mel)
+        except UserInputError as e:
+            raise UserInputError(f"{path}: {e}") from None
+        mels.append(mel)
+
+    interactive = sys.stderr.isatty()
+    with tqdm(total=len(mels), desc="vocoding", unit="file", disable=not interactive) as bar:
+        for start in range(0, len(mels), args.batch_size):
+            group = list(range(start, min(start + args.batch_size, len(mels))))
+            wavs = voc.vocode_batch([mels[i] for i in group], steps=args.steps, schedule=args.schedule,
+                                    eta=args.eta, seed=args.seed + start, batch_size=args.batch_size,
+                                    chunk_frames=chunk_frames, overlap_frames=DEFAULT_OVERLAP_FRAMES)
+            for i, wav in zip(group, wavs):
+                if not bool(torch.isfinite(wav).all()):
+                    raise UserInputError(f"{inputs[i]}: the sampler diverged (NaN/inf output); nothing written for "
+                                         f"it; try more --steps or --eta 0")
+                write_audio(outs[i], wav.cpu(), sr)
+                bar.update(1)
+    print(f"wrote {len(outs)} file(s) to {args.out_dir}")
+    return 0
