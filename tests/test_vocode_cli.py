@@ -1,9 +1,5 @@
 """`wavegrad vocode`: good inputs give <stem>.wav files; every bad input gives one stderr line, exit 2,
-and nothing written. The command is driven through ``wavegrad.cli.main`` once the lead has wired
-``wavegrad.commands.vocode.register`` into it; until then through a parser built here with ``register``
-and the same error mapping as ``cli.main``.
-"""
-import argparse
+and nothing written (driven through ``wavegrad.cli.main``)."""
 import pickle
 import sys
 
@@ -13,43 +9,16 @@ import soundfile as sf
 import torch
 
 from wavegrad.audio import MelConfig, write_audio
-from wavegrad.commands.vocode import register, run
 from wavegrad.diffusion import NoiseSchedule
-from wavegrad.errors import UserInputError
 from wavegrad.models import WaveGrad, WaveGradConfig
 from wavegrad.vocoder import save_vocoder_checkpoint
 
 HOP, SR = 256, 22050
 
 
-def _wired() -> bool:
-    from wavegrad import cli
-    try:
-        args = cli.build_parser().parse_args(["vocode", "c.pt", "x.npy", "--out-dir", "o"])
-    except (SystemExit, Exception):   # not wired yet, or a sibling subcommand's module is missing/broken
-        return False
-    return getattr(args, "func", None) is run
-
-
-def _local_main(argv):
-    """What cli.main does, for a parser holding only `vocode`."""
-    p = argparse.ArgumentParser(prog="wavegrad")
-    sub = p.add_subparsers(dest="command", required=True)
-    register(sub, "vocode", argparse.ArgumentDefaultsHelpFormatter)
-    args = p.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except (UserInputError, FileNotFoundError, IsADirectoryError, PermissionError) as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        print(f"wavegrad {args.command}: error: {msg}", file=sys.stderr)
-        return 2
-
-
 def cli(argv):
-    if _wired():
-        from wavegrad.cli import main
-        return main(argv)
-    return _local_main(argv)
+    from wavegrad.cli import main
+    return main(argv)
 
 
 @pytest.fixture(scope="module")
@@ -253,7 +222,6 @@ def test_help_states_the_validation_policy(capsys):
     assert "validated before any is vocoded" in " ".join(capsys.readouterr().out.split())
 
 
-@pytest.mark.skipif(not _wired(), reason="`vocode` not yet wired into wavegrad.cli")
 def test_console_entry_point(ckpt, tmp_path):
     import subprocess
     a = _npy(tmp_path / "a.npy", _good_mel())

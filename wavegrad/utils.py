@@ -27,3 +27,15 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def dataclass_from_dict(cls, d):
+    """``cls(**d)`` for a config dataclass, refusing unknown keys with a message that lists the valid ones."""
+    import dataclasses
+
+    from .errors import UserInputError
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise UserInputError(f"unknown {cls.__name__} key(s) {unknown}; valid keys are {sorted(known)}")
+    return cls(**dict(d))

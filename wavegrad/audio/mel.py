@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from ..errors import UserInputError
+from ..utils import dataclass_from_dict
 
 # Added under the square root of |STFT|^2, exactly as HiFi-GAN does (sqrt(re^2 + im^2 + 1e-9)).
 # Why: d sqrt(p)/dp is infinite at p = 0, so a featurizer used inside a loss (mel L1 on generated
@@ -109,11 +110,7 @@ class MelConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "MelConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise UserInputError(f"unknown MelConfig key(s) {unknown}; valid keys are {sorted(known)}")
-        return cls(**dict(d))
+        return dataclass_from_dict(cls, d)
 
     def fingerprint(self) -> str:
         """First 12 hex digits of sha1 over the sorted-key JSON of all fields (mel cache key)."""

@@ -146,7 +146,7 @@ def _check_wav(path: Path, rel: str, sample_rate: int, full: bool) -> list[Probl
     out = []
     if info.channels != 1:
         out.append(Problem(rel, f"{info.channels} channels, expected mono",
-                           f"mix it down (e.g. `sox in.wav -c 1 out.wav`)"))
+                           "mix it down (e.g. `sox in.wav -c 1 out.wav`)"))
     if info.samplerate != sample_rate:
         out.append(Problem(rel, f"sample rate {info.samplerate} Hz, expected {sample_rate} Hz",
                            f"resample it (e.g. `sox in.wav -r {sample_rate} out.wav`)"))

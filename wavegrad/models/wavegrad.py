@@ -35,6 +35,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import UserInputError
+from ..utils import dataclass_from_dict
 from .embedding import noise_level_embedding
 
 LEAKY_SLOPE = 0.2  # LeakyReLU slope used throughout Figs. 4-6
@@ -155,11 +156,7 @@ class WaveGradConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "WaveGradConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise UserInputError(f"unknown WaveGradConfig key(s) {unknown}; valid keys are {sorted(known)}")
-        return cls(**dict(d))
+        return dataclass_from_dict(cls, d)
 
 
 # ---- building blocks ------------------------------------------------------------------------------

@@ -28,10 +28,10 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from ..diffusion import EMA, NoiseSchedule, draw_noise_level
+from ..diffusion import EMA, draw_noise_level
 from ..diffusion._util import randn
 from ..errors import UserInputError
-from ..utils import atomic_path
+from ..utils import atomic_path, dataclass_from_dict
 from .checkpoint import (checkpoint_name, list_checkpoints, load_checkpoint, prune_checkpoints,
                          save_checkpoint)
 from .sampler import StepBatchSampler, item_seed
@@ -88,13 +88,10 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
-        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise UserInputError(f"unknown training option(s): {', '.join(sorted(unknown))}")
         d = dict(d)
         if "adam_betas" in d:
             d["adam_betas"] = tuple(d["adam_betas"])
-        return cls(**d)
+        return dataclass_from_dict(cls, d)
 
 
 def lr_lambda(cfg: TrainConfig) -> Callable[[int], float]:
