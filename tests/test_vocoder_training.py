@@ -50,6 +50,15 @@ def test_train_validate_checkpoint_resume_vocode(corpus, tmp_path):
         voc(torch.zeros(7, 80), steps=2)
 
 
+def test_training_from_a_mel_cache(corpus, tmp_path):
+    from wavegrad.audio import MelConfig
+    from wavegrad.data.ljspeech import MelCache, load_split
+    MelCache(tmp_path / "mels", MelConfig()).build(corpus, load_split(corpus, "train"))
+    trainer, path = run(corpus, tmp_path / "r", "--max-steps", "2", "--val-every", "0",
+                        "--mel-cache-dir", str(tmp_path / "mels"))
+    assert path.name == "step-00000002.pt" and trainer.task.train_set.mel_cache is not None
+
+
 def test_loss_falls_on_the_speech_like_corpus(corpus, tmp_path):
     """Fixed seed, 60 steps of the tiny model at lr 1e-3: the mean loss of the last 20 steps is
     clearly below that of the first 20 (measured: see the closing note; the bound leaves room)."""

@@ -135,6 +135,11 @@ class Trainer:
         from accelerate import Accelerator
         cfg.validate()
         self.task, self.cfg = task, cfg
+        if accelerator is None:
+            # accelerate keeps mixed precision in a process-wide singleton and refuses a second Trainer
+            # (notebook, sweep, tests) with another setting; the process group (PartialState) is kept
+            from accelerate.state import AcceleratorState
+            AcceleratorState._reset_state(reset_partial_state=False)
         self.acc = accelerator or Accelerator(cpu=cfg.cpu, mixed_precision=cfg.mixed_precision)
         if cfg.batch_size % (self.acc.num_processes * cfg.grad_accum):
             raise UserInputError(f"bad training config: batch_size {cfg.batch_size} must be divisible by "

@@ -38,6 +38,7 @@ class VocoderDataConfig:
     data_dir: str = ""
     segment_length: int = 7168   # 28 frames of hop 256 ≈ WaveGrad's 7200-sample (0.3 s at 24 kHz) crops
     peak_normalize: bool = False
+    mel_cache_dir: str = ""      # optional: log-mels precomputed by `data_prep/ljspeech.py cache-mels`
     val_clips: int = 4           # validation clips vocoded at every validation
     val_seconds: float = 2.0     # ... each cut to at most this long
     val_steps: int = 50          # respaced ancestral steps for validation (un-searched 6 steps is unstable early)
@@ -57,10 +58,12 @@ class VocoderTask:
         self.model = WaveGrad(model_cfg)
         self.schedule = sched_cfg.build()
         self.featurizer = MelFeaturizer(mel_cfg)
-        from ..data.ljspeech import VocoderDataset, load_split
+        from ..data.ljspeech import MelCache, VocoderDataset, load_split
         data_dir = Path(data_cfg.data_dir)
+        cache = (MelCache(data_cfg.mel_cache_dir, mel_cfg, peak_normalize=data_cfg.peak_normalize)
+                 if data_cfg.mel_cache_dir else None)
         self.train_set = VocoderDataset(data_dir, load_split(data_dir, "train"), mel_cfg, data_cfg.segment_length,
-                                        peak_normalize=data_cfg.peak_normalize)
+                                        peak_normalize=data_cfg.peak_normalize, mel_cache=cache)
         val_ids = load_split(data_dir, "val")[: data_cfg.val_clips]
         self.val_set = VocoderDataset(data_dir, val_ids, mel_cfg, data_cfg.segment_length,
                                       peak_normalize=data_cfg.peak_normalize, whole_clips=True)
