@@ -15,13 +15,6 @@ Handler = Callable[[argparse.Namespace], int]
 _HANDLERS: dict[str, Handler] = {}
 
 
-def _not_yet(name: str) -> Handler:
-    def handler(args: argparse.Namespace) -> int:
-        print(f"wavegrad {name}: not yet available in this version", file=sys.stderr)
-        return 2
-    return handler
-
-
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     pass
 
@@ -33,13 +26,6 @@ def build_parser() -> argparse.ArgumentParser:
     for name, register in _SUBCOMMANDS.items():
         register(sub, name)
     return p
-
-
-def _register_placeholder(help_text: str):
-    def register(sub, name):
-        sp = sub.add_parser(name, help=help_text, formatter_class=_Formatter)
-        sp.set_defaults(func=_not_yet(name))
-    return register
 
 
 def _register_train(sub, name):
@@ -59,7 +45,7 @@ _SUBCOMMANDS = {
     "vocode": _lazy("vocode"),
     "search-schedule": _lazy("search"),
     "benchmark": _lazy("benchmark"),
-    "sample": _register_placeholder("sample an image grid from an image checkpoint"),
+    "sample": _lazy("sample"),
 }
 
 

@@ -18,6 +18,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import os
 import signal
 import time
 from dataclasses import dataclass
@@ -249,14 +250,18 @@ class Trainer:
         sampler = StepBatchSampler(len(self.task.train_set), cfg.batch_size // cfg.grad_accum, seed=cfg.seed,
                                    start=self.step * cfg.grad_accum, rank=acc.process_index,
                                    world=acc.num_processes)
+        # the loader's own generator: drawing its base seed from the global RNG would shift every later
+        # global draw (dropout) after a resume, which restores that RNG before this point
         loader = DataLoader(self.task.train_set, batch_sampler=sampler, num_workers=cfg.num_workers,
+                            generator=torch.Generator().manual_seed(cfg.seed),
                             pin_memory=acc.device.type == "cuda", persistent_workers=cfg.num_workers > 0)
         batches = iter(loader)
         self._stopping = False
         t0, t_last, s_last = time.time(), time.time(), self.step
         last_path, window = None, []
         # with a time budget the step limit is rarely reached: an ETA to max_steps would mislead
-        bar = tqdm(total=None if cfg.max_minutes else cfg.max_steps, initial=self.step, disable=not acc.is_local_main_process,
+        quiet = not acc.is_local_main_process or os.environ.get("TQDM_DISABLE", "") not in ("", "0")
+        bar = tqdm(total=None if cfg.max_minutes else cfg.max_steps, initial=self.step, disable=quiet,
                    desc="training", dynamic_ncols=True)
         with _StopSignal() as stop:
             while self.step < cfg.max_steps:
