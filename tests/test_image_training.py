@@ -1,14 +1,11 @@
 """Image diffusion on the shared Trainer: a tiny UNet overfits 4 images, resume is exact, samples are in
 range, the recipes run on real-format files, and `wavegrad sample` answers bad input with one line + exit 2."""
-import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from wavegrad.commands.sample import register, run
 from wavegrad.data.images import generated_images, write_cifar10, write_mnist
 from wavegrad.diffusion import sample
 from wavegrad.errors import UserInputError
@@ -144,37 +141,9 @@ def test_recipe_without_data_gives_one_line(tmp_path, capsys):
 
 
 # ---- `wavegrad sample` ---------------------------------------------------------------------------------------
-def _wired() -> bool:
-    import contextlib
-    import io
-    from wavegrad import cli
-    try:
-        with contextlib.redirect_stderr(io.StringIO()):  # the placeholder parser complains on stderr
-            args = cli.build_parser().parse_args(["sample", "c.pt", "--out", "o.png"])
-    except (SystemExit, Exception):
-        return False
-    return getattr(args, "func", None) is run
-
-
-def _local_main(argv):
-    """What cli.main does, for a parser holding only `sample`."""
-    p = argparse.ArgumentParser(prog="wavegrad")
-    sub = p.add_subparsers(dest="command", required=True)
-    register(sub, "sample", argparse.ArgumentDefaultsHelpFormatter)
-    args = p.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except (UserInputError, FileNotFoundError, IsADirectoryError, PermissionError) as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        print(f"wavegrad {args.command}: error: {msg}", file=sys.stderr)
-        return 2
-
-
 def cli(argv):
-    if _wired():
-        from wavegrad.cli import main
-        return main(["sample", *[str(a) for a in argv]])
-    return _local_main(["sample", *[str(a) for a in argv]])
+    from wavegrad.cli import main
+    return main(["sample", *[str(a) for a in argv]])
 
 
 @pytest.fixture(scope="module")

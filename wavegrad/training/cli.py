@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import typing
 from typing import Any, Sequence
 
 from ..audio import MelConfig
 from ..errors import UserInputError
 from ..models import WaveGradConfig
+from .configargs import add_dataclass_args
 from .trainer import TrainConfig
 from .vocoder_task import ScheduleConfig, VocoderDataConfig
 
@@ -21,41 +21,12 @@ MODEL_PRESETS = {"base": WaveGradConfig.base, "large": WaveGradConfig.large, "ti
 GROUPS = [(TrainConfig, "", "train."), (VocoderDataConfig, "", "data."), (ScheduleConfig, "schedule-", "sched.")]
 
 
-def _parse_bool(s: str) -> bool:
-    if s.lower() in ("1", "true", "yes", "on"):
-        return True
-    if s.lower() in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true/false, got {s!r}")
-
-
-def _floats(s: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(v) for v in s.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {s!r}") from None
-
-
-def _arg_type(tp) -> Any:
-    tp = {"int": int, "float": float, "str": str, "bool": bool}.get(tp, tp) if isinstance(tp, str) else tp
-    if tp is bool:
-        return _parse_bool
-    if typing.get_origin(tp) is tuple or (isinstance(tp, str) and tp.startswith("tuple")):
-        return _floats
-    return tp if tp in (int, float, str) else str
-
-
 def add_config_args(parser: argparse.ArgumentParser, overrides: dict[str, Any] | None = None) -> None:
+    """Flags for every field of GROUPS; ``overrides`` are keyed by dest, e.g. {"train.lr": 1e-3}."""
     overrides = overrides or {}
     for cls, flag_prefix, dest_prefix in GROUPS:
-        group = parser.add_argument_group(cls.__name__)
-        hints = typing.get_type_hints(cls)
-        for f in dataclasses.fields(cls):
-            dest = dest_prefix + f.name
-            default = overrides.get(dest, f.default)
-            group.add_argument("--" + flag_prefix + f.name.replace("_", "-"), dest=dest, default=default,
-                               type=_arg_type(hints[f.name]), metavar=f.name.upper().split("_")[-1],
-                               help=f.name.replace("_", " "))
+        defaults = {k[len(dest_prefix):]: v for k, v in overrides.items() if k.startswith(dest_prefix)}
+        add_dataclass_args(parser, cls, dest_prefix, flag_prefix, defaults)
 
 
 def add_run_args(parser: argparse.ArgumentParser, model_default: str = "base") -> None:

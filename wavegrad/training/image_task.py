@@ -12,7 +12,6 @@ import dataclasses
 import math
 import sys
 import time
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -25,6 +24,7 @@ from ..data.images import (CIFAR10_CLASSES, MNIST_CLASSES, ImageDataset, cifar10
 from ..diffusion import NoiseSchedule, eps_loss, q_sample, sample
 from ..errors import UserInputError
 from ..models.image_unet import ImageUNet, ImageUNetConfig, guided_denoiser
+from .configargs import add_dataclass_args
 from .vocoder_task import ScheduleConfig
 
 FAMILY = "image"
@@ -235,45 +235,6 @@ def load_image_checkpoint(path: str | Path, device: str | torch.device = "cpu",
 
 
 # ---- recipes ----------------------------------------------------------------------------------------------------
-def _parse_bool(s: str) -> bool:
-    if s.lower() in ("1", "true", "yes", "on"):
-        return True
-    if s.lower() in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true/false, got {s!r}")
-
-
-def _int_tuple(s: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in s.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {s!r}") from None
-
-
-def _float_tuple(s: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(v) for v in s.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {s!r}") from None
-
-
-def _add_dataclass_args(parser: argparse.ArgumentParser, cls, dest_prefix: str, flag_prefix: str,
-                        defaults: dict[str, Any], skip: Sequence[str] = ()) -> None:
-    group = parser.add_argument_group(cls.__name__)
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        if f.name in skip:
-            continue
-        tp = hints[f.name]
-        conv = (_parse_bool if tp is bool else
-                (_int_tuple if typing.get_args(tp)[:1] == (int,) else _float_tuple) if typing.get_origin(tp) is tuple
-                else tp if tp in (int, float, str) else str)
-        default = defaults.get(f.name, f.default)
-        shown = ",".join(str(v) for v in default) if isinstance(default, tuple) else default
-        group.add_argument("--" + flag_prefix + f.name.replace("_", "-"), dest=dest_prefix + f.name, default=default,
-                           type=conv, metavar=f.name.upper().split("_")[-1], help=f"{f.name.replace('_', ' ')} ({shown})")
-
-
 def _collect(args: argparse.Namespace, cls, prefix: str, fixed: dict[str, Any] | None = None):
     values = {f.name: getattr(args, prefix + f.name) for f in dataclasses.fields(cls) if hasattr(args, prefix + f.name)}
     return cls(**{**values, **(fixed or {})})
@@ -306,11 +267,11 @@ def recipe_main(dataset: str, presets: dict[str, dict[str, Any]], description: s
                              f"{dataset} DIR fetches them)")
     parser.add_argument("--resume", default=None, metavar="auto|PATH",
                         help="resume from a checkpoint ('auto' = the newest one in RUN_DIR/checkpoints)")
-    _add_dataclass_args(parser, ImageUNetConfig, "model.", "model-", dataclasses.asdict(p["model"]),
+    add_dataclass_args(parser, ImageUNetConfig, "model.", "model-", dataclasses.asdict(p["model"]),
                         skip=("image_size", "in_channels", "num_classes"))
-    _add_dataclass_args(parser, TrainConfig, "train.", "", p["train"])
-    _add_dataclass_args(parser, ImageDataConfig, "data.", "", p["data"], skip=("dataset", "data_dir"))
-    _add_dataclass_args(parser, ScheduleConfig, "sched.", "schedule-", {})
+    add_dataclass_args(parser, TrainConfig, "train.", "", p["train"])
+    add_dataclass_args(parser, ImageDataConfig, "data.", "", p["data"], skip=("dataset", "data_dir"))
+    add_dataclass_args(parser, ScheduleConfig, "sched.", "schedule-", {})
     args = parser.parse_args(argv)
     try:
         train = _collect(args, TrainConfig, "train.")
