@@ -172,6 +172,7 @@ def write_reports(out_dir: Path, rows: list[dict], meta: dict) -> None:
 def plot(path: Path, rows: list[dict]) -> None:
     try:
         import matplotlib
+        import matplotlib.ticker
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
@@ -184,13 +185,19 @@ def plot(path: Path, rows: list[dict]) -> None:
     for r in rows:
         if r["system"].startswith("Griffin"):
             ax1.axhline(r["log_mel_l1"], color="grey", ls="--", label="Griffin-Lim")
+    steps = sorted({r["steps"] for r in rows if isinstance(r["steps"], int) and r["system"] in SAMPLERS})
     for ax, label in ((ax1, "log-mel L1 (lower is better)"), (ax2, "real-time factor (s per audio-s)")):
         ax.set_xscale("log")
+        ax.minorticks_off()  # log-scale minor labels collide; label the measured step counts instead
+        ax.set_xticks(steps, [str(n) for n in steps])
         ax.set_xlabel("sampling steps")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         ax.legend()
     ax2.set_yscale("log")
+    ax2.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    ax2.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    ax2.axhline(1.0, color="grey", lw=0.8, ls=":")  # real time
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
