@@ -108,6 +108,14 @@ def main(argv=None) -> int:
     if preset not in PRESETS:
         print(f"ljspeech recipe: error: --preset must be one of {', '.join(PRESETS)}, got {preset!r}", file=sys.stderr)
         return 2
+    if not search_steps.isdigit():
+        print(f"ljspeech recipe: error: --search-steps must be a whole number (0 = skip), got {search_steps!r}",
+              file=sys.stderr)
+        return 2
+    if bench_steps and not all(v.strip().isdigit() for v in bench_steps.split(",")):
+        print(f"ljspeech recipe: error: --benchmark-steps must be comma-separated step counts, got {bench_steps!r}",
+              file=sys.stderr)
+        return 2
     model, overrides = PRESETS[preset]
     args = parse(argv, overrides, model, description=__doc__.split("\n\n")[0] + f" (preset: {preset})")
     try:
@@ -119,7 +127,7 @@ def main(argv=None) -> int:
         print(f"trained to step {trainer.step} in {time.time() - t0:.0f} s; checkpoint {ckpt}")
         if ckpt is not None and trainer.acc.is_main_process and not trainer.interrupted:
             vocode_test_clips(ckpt, data_dir, Path(trainer.cfg.run_dir) / "vocoded")
-            search_and_benchmark(ckpt, data_dir, int(search_steps or 0), bench_steps)
+            search_and_benchmark(ckpt, data_dir, int(search_steps), bench_steps)
     except UserInputError as e:
         print(f"ljspeech recipe: error: {e}", file=sys.stderr)
         return 2
