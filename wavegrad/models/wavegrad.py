@@ -172,6 +172,11 @@ def _lrelu(x: torch.Tensor) -> torch.Tensor:
     return F.leaky_relu(x, LEAKY_SLOPE)
 
 
+def _lrelu_(x: torch.Tensor) -> torch.Tensor:
+    """In-place LReLU, only for fresh temporaries that nothing else reads."""
+    return F.leaky_relu_(x, LEAKY_SLOPE)
+
+
 class FiLM(nn.Module):
     """Fig. 6: conv3 -> LReLU -> + PE(noise level) -> conv3 -> (shift, scale), at the signal's rate."""
 
@@ -184,7 +189,7 @@ class FiLM(nn.Module):
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # x: [B, c_in, L]; emb: [B, c_in] = PE(5000 * noise_level), broadcast over time
-        h = _lrelu(self.input_conv(x)) + emb[:, :, None].to(x.dtype)                  # [B, c_in, L]
+        h = torch.add(_lrelu_(self.input_conv(x)), emb[:, :, None].to(x.dtype))       # [B, c_in, L]
         shift, scale = self.output_conv(h).chunk(2, dim=1)                              # 2 x [B, c_out, L]
         return shift, scale
 
@@ -205,13 +210,19 @@ class UBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
         # x: [B, c_in, L]; shift, scale: [B, c_out, L * factor]
+        # Same values as  res = residual(up(x)); h = c1(up(lrelu(x))); h = c2(lrelu(shift + scale * h)); ...
+        # but: the 1x1 residual conv runs at the low rate (a per-position linear map commutes with nearest
+        # upsampling: identical numbers, 1/factor of its FLOPs); LReLU runs before upsampling (elementwise
+        # commutes too: factor x less work); FiLM's shift + scale * h is one fused addcmul, and the LReLU
+        # after it works in place on that fresh temporary (autograd allows it: LReLU's backward reads its
+        # output, addcmul's reads only its inputs).
         c1, c2, c3, c4 = self.convs
-        res = self.residual(self._up(x))                                                # [B, c_out, L*f]
+        res = self._up(self.residual(x))                                                # [B, c_out, L*f]
         h = c1(self._up(_lrelu(x)))                                                     # [B, c_out, L*f]
-        h = c2(_lrelu(shift + scale * h))
-        x = res + h
-        h = c3(_lrelu(shift + scale * x))
-        h = c4(_lrelu(shift + scale * h))
+        h = c2(_lrelu_(torch.addcmul(shift, scale, h)))
+        x = res.add_(h)                                                                 # res is a fresh temporary
+        h = c3(_lrelu_(torch.addcmul(shift, scale, x)))
+        h = c4(_lrelu_(torch.addcmul(shift, scale, h)))
         return x + h                                                                    # [B, c_out, L*f]
 
 
@@ -230,11 +241,13 @@ class DBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: [B, c_in, L] -> [B, c_out, L / factor]
-        res = self._down(self.residual(x))
+        # residual(down(x)) == down(residual(x)) (a 1x1 conv and a box average are both linear per position,
+        # up to float rounding), at 1/factor of the residual conv's FLOPs and reusing down(x).
         h = self._down(x)
+        res = self.residual(h)
         for conv in self.convs:
             h = conv(_lrelu(h))
-        return h + res
+        return h.add_(res)
 
 
 # ---- the network ----------------------------------------------------------------------------------
