@@ -52,7 +52,9 @@ is drawn from ``generator`` at once), and for inputs that fit in one window it i
 """
 from __future__ import annotations
 
+import contextlib
 import math
+import warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -69,6 +71,34 @@ from .models import WaveGrad, WaveGradConfig
 DEFAULT_CHUNK_FRAMES = 512     # ≈ 5.9 s at hop 256 / 22.05 kHz
 DEFAULT_OVERLAP_FRAMES = 32    # ≈ 0.37 s: 8 frames of context each side + a 16-frame crossfade
 DEFAULT_BATCH_SIZE = 4         # windows per network call in vocode_batch
+PRECISIONS = ("fp32", "bf16")
+
+
+def check_precision(precision) -> str:
+    """``"fp32"`` or ``"bf16"`` (bf16: the network runs under ``torch.autocast(bfloat16)``)."""
+    if precision not in PRECISIONS:
+        raise UserInputError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    return precision
+
+
+def cpu_has_fast_bf16() -> bool:
+    """Whether oneDNN has hardware bf16 here (AVX512-BF16/AMX); without it bf16 convs on the CPU take
+    slow reference kernels (measured on an AVX2-only host: ~25x slower than fp32)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def network_autocast(device: torch.device | str, precision: str):
+    """The context the network calls run in: bf16 autocast for ``precision="bf16"``, else nothing.
+
+    Only the network goes under it; the schedule arithmetic, the state ``x_t`` and the joined ``eps``
+    stay float32 (the network's output is cast back before the update).
+    """
+    if check_precision(precision) == "bf16":
+        return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def save_vocoder_checkpoint(path: str | Path, model: WaveGrad, mel_config: MelConfig,
@@ -85,16 +115,19 @@ def save_vocoder_checkpoint(path: str | Path, model: WaveGrad, mel_config: MelCo
 @torch.inference_mode()
 def vocode(model: WaveGrad, mel: torch.Tensor, schedule: NoiseSchedule, *, eta: float = 1.0,
            generator: torch.Generator | None = None, clip: float | None = 1.0,
-           progress: bool = False) -> torch.Tensor:
+           progress: bool = False, precision: str = "fp32") -> torch.Tensor:
     """``mel [B, n_mels, frames] -> wav [B, frames * hop]`` by ``sample`` over ``schedule``.
 
     The mel features are encoded once per utterance, not once per step; ``clip`` bounds the
     predicted clean signal to the audio range [-clip, clip] (guards runaway amplitude).
+    ``precision="bf16"`` runs the network calls under bf16 autocast (the sampler stays fp32).
     """
-    mel_features = model.encode_mel(mel)  # [B, mel_ch, frames]
+    with network_autocast(mel.device, precision):
+        mel_features = model.encode_mel(mel)  # [B, mel_ch, frames]
 
     def denoise(x: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
-        return model.denoise(x, model.noise_embeddings(level), mel_features)
+        with network_autocast(mel.device, precision):
+            return model.denoise(x, model.noise_embeddings(level), mel_features).to(x.dtype)
 
     shape = (mel.shape[0], mel.shape[-1] * model.cfg.hop_length)
     return sample(denoise, shape, schedule, eta=eta, generator=generator, device=mel.device,
@@ -162,7 +195,8 @@ NoiseDraw = Callable[[], list]
 
 def _sample_clips(model: WaveGrad, mels: Sequence[torch.Tensor], schedule: NoiseSchedule, *, eta: float,
                   draw_noise: NoiseDraw, chunk_frames: int | None, overlap_frames: int, batch_size: int,
-                  pad_value: float, clip: float | None = 1.0, progress: bool = False) -> list[torch.Tensor]:
+                  pad_value: float, clip: float | None = 1.0, progress: bool = False,
+                  precision: str = "fp32") -> list[torch.Tensor]:
     """The windowed sampler: ``mels [n_mels, frames_i]`` -> ``wavs [frames_i * hop]``.
 
     ``draw_noise()`` returns one standard-normal tensor ``[frames_i * hop]`` per clip; it is called for
@@ -186,7 +220,9 @@ def _sample_clips(model: WaveGrad, mels: Sequence[torch.Tensor], schedule: Noise
             out[r, :, :z - a] = mels[c][:, a:z]
         return out
 
-    features = [model.encode_mel(mel_batch(b)) for b in batches]   # [b, mel_ch, L]: once per clip, not per step
+    autocast = lambda: network_autocast(device, precision)         # noqa: E731  (network calls only)
+    with autocast():
+        features = [model.encode_mel(mel_batch(b)) for b in batches]   # [b, mel_ch, L]: once per clip, not per step
     xs = [x.to(device, dtype) for x in draw_noise()]
     abar = schedule.alphas_cumprod.tolist()                       # float64 -> exact Python floats
     for i in tqdm(reversed(range(len(abar))), total=len(abar), disable=not progress, desc="sampling", leave=False):
@@ -198,7 +234,9 @@ def _sample_clips(model: WaveGrad, mels: Sequence[torch.Tensor], schedule: Noise
             for r, (c, a, z, _) in enumerate(batch):
                 x_in[r, :(z - a) * hop] = xs[c][a * hop:z * hop]
             level = torch.full((len(batch),), math.sqrt(abar_t), device=device, dtype=dtype)  # [b]
-            out = model.denoise(x_in, model.noise_embeddings(level), feats).to(dtype)           # [b, L * hop]
+            with autocast():
+                out = model.denoise(x_in, model.noise_embeddings(level), feats)
+            out = out.to(dtype)                                                                  # [b, L * hop]
             for r, (c, a, z, w) in enumerate(batch):
                 piece = out[r, :(z - a) * hop]
                 if w is None:
@@ -232,8 +270,13 @@ class Vocoder:
     """A WaveGrad network (EMA weights) with its mel front end and its noise schedules."""
 
     def __init__(self, model: WaveGrad, mel_config: MelConfig, train_schedule: NoiseSchedule,
-                 schedules: dict[str, NoiseSchedule] | None = None, device: str | torch.device = "cpu"):
+                 schedules: dict[str, NoiseSchedule] | None = None, device: str | torch.device = "cpu",
+                 precision: str = "fp32"):
+        self.precision = check_precision(precision)    # "bf16": network calls under bf16 autocast
         self.device = torch.device(device)
+        if self.precision == "bf16" and self.device.type == "cpu" and not cpu_has_fast_bf16():
+            warnings.warn("bf16 was asked for on a CPU without hardware bf16: it will be much slower than "
+                          "fp32 here (use precision='fp32')", stacklevel=2)
         self.model = model.to(self.device).eval()
         self.mel_config = mel_config
         self.train_schedule = train_schedule
@@ -241,8 +284,10 @@ class Vocoder:
         self.featurizer = MelFeaturizer(mel_config).to(self.device)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu", use_ema: bool = True) -> "Vocoder":
+    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu", use_ema: bool = True,
+                        precision: str = "fp32") -> "Vocoder":
         from .training.checkpoint import load_checkpoint
+        check_precision(precision)
         try:
             ckpt = load_checkpoint(path)
         except UserInputError:
@@ -264,7 +309,7 @@ class Vocoder:
             first = str(e).strip().splitlines()[0][:120] if str(e).strip() else ""
             raise UserInputError(f"{path}: a damaged or incompatible vocoder checkpoint ({type(e).__name__}: "
                                  f"{first}); re-export it with this wavegrad") from None
-        return cls(model, mel_config, train_schedule, schedules, device)
+        return cls(model, mel_config, train_schedule, schedules, device, precision=precision)
 
     def add_schedule(self, path: str | Path, name: str, schedule: NoiseSchedule) -> None:
         """Store ``schedule`` under ``name`` in the checkpoint at ``path`` (atomic: on any failure the
@@ -344,7 +389,7 @@ class Vocoder:
         wavs = _sample_clips(self.model, list(mel.unbind(0)), sched, eta=eta, draw_noise=draw,
                              chunk_frames=chunk_frames, overlap_frames=overlap_frames,
                              batch_size=batch_size or mel.shape[0], pad_value=self.silence_level,
-                             progress=progress)
+                             progress=progress, precision=self.precision)
         wav = torch.stack(wavs)
         return wav[0] if squeeze else wav
 
@@ -406,7 +451,7 @@ class Vocoder:
 
             wavs = _sample_clips(self.model, [checked[i] for i in group], sched, eta=eta, draw_noise=draw,
                                  chunk_frames=chunk_frames, overlap_frames=overlap_frames, batch_size=batch_size,
-                                 pad_value=self.silence_level, progress=progress)
+                                 pad_value=self.silence_level, progress=progress, precision=self.precision)
             for i, wav in zip(group, wavs):
                 results[i] = wav
         return results

@@ -1,7 +1,8 @@
 """Speed and memory of the WaveGrad presets on this machine (a script, never a test).
 
     python -m wavegrad.benchmarks.speed [--presets tiny,base,large] [--seconds 1.0] [--threads N]
-                                        [--device cpu|cuda] [--precision fp32|bf16] [--iters 3]
+                                        [--device cpu|cuda] [--precision fp32,bf16] [--iters 3]
+                                        [--vocode-clips 4] [--train] [--featurizer] [--long 60]
 
 For each preset it prints, at the current device and thread count:
   s/it/aud-s   seconds of one denoiser call (= one sampling iteration) per second of audio: median of
@@ -10,7 +11,16 @@ For each preset it prints, at the current device and thread count:
   GFLOP/aud-s  FLOPs of one call per second of audio (torch.utils.flop_counter: convs and matmuls)
   %peak        achieved FLOP/s (median call) over this machine's measured matmul peak (2048^2 matmul loop)
   peak mem     peak RSS of a fresh process that ran only that preset (CPU), or CUDA peak allocated
+  voc aud-s/s  vocoding throughput: audio seconds produced per wall second by Vocoder.vocode_batch on
+               --vocode-clips clips of --seconds each at 6 steps (random weights; speed does not depend on them)
+Extra sections (each off unless asked):
+  --train       training samples/s of one Adam step (batch 4 x 7168 samples, base preset, mel computed in
+                batch by the featurizer in fp32, network under fp32 / bf16 autocast)
+  --featurizer  MelFeaturizer vs librosa.feature.melspectrogram (same parameters, same audio) throughput
+  --long S      peak RSS and time of Vocoder (chunked) at 6 steps on S seconds vs S/4 seconds, each in a
+                fresh process (memory should be flat in length, time linear)
 Each preset runs in its own subprocess (unless --no-isolate) so that peak RSS belongs to it alone.
+--precision takes a comma-separated list; bf16 = torch.autocast(bfloat16) around the network only.
 """
 from __future__ import annotations
 
@@ -26,6 +36,8 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import torch
+
+from ..vocoder import cpu_has_fast_bf16
 
 SAMPLE_RATE = 22050  # the default MelConfig; the presets' hop is 256
 
@@ -44,6 +56,17 @@ def _autocast(device: torch.device, precision: str):
 def matmul_peak(device: torch.device, precision: str, n: int = 2048, seconds: float = 1.0) -> float:
     """Best FLOP/s of an n x n matmul loop (2 n^3 FLOPs each) in the requested precision."""
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    # Without hardware bf16 (no AVX-512 BF16 / AMX) a CPU bf16 matmul can run at ~1 GFLOP/s, where one
+    # 2048^2 product takes ~15 s: probe at 256 and shrink n so that one product stays under ~0.2 s.
+    a = torch.randn(256, 256, device=device, dtype=dtype)
+    a @ a
+    _sync(device)
+    t0 = time.perf_counter()
+    a @ a
+    _sync(device)
+    rate = 2 * 256 ** 3 / max(time.perf_counter() - t0, 1e-9)
+    while n > 256 and 2 * n ** 3 / rate > 0.2:
+        n //= 2
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
     for _ in range(2):                                    # warm up threads / kernels
@@ -98,11 +121,147 @@ def bench_preset(preset: str, seconds: float, device: torch.device, precision: s
                 flops=flops, peak_mem=peak_mem)
 
 
-def _run_isolated(preset: str, args) -> dict:
-    cmd = [sys.executable, "-m", "wavegrad.benchmarks.speed", "--worker", preset, "--seconds", str(args.seconds),
-           "--device", args.device, "--precision", args.precision, "--iters", str(args.iters)]
+def _random_vocoder(preset: str, device: torch.device, precision: str):
+    from wavegrad.audio import MelConfig
+    from wavegrad.diffusion import NoiseSchedule
+    from wavegrad.models import WaveGrad, WaveGradConfig
+    from wavegrad.vocoder import Vocoder
+    torch.manual_seed(0)
+    net = WaveGrad(getattr(WaveGradConfig, preset)())
+    try:
+        voc = Vocoder(net, MelConfig(), NoiseSchedule.linear(1000), device=device, precision=precision)
+        ctx = nullcontext
+    except TypeError:                                    # a Vocoder without a precision option: autocast outside
+        voc = Vocoder(net, MelConfig(), NoiseSchedule.linear(1000), device=device)
+        ctx = lambda: _autocast(device, precision)       # noqa: E731
+    return voc, ctx
+
+
+def bench_vocode(preset: str, seconds: float, clips: int, device: torch.device, precision: str, iters: int) -> dict:
+    """Audio seconds per wall second of ``vocode_batch`` on ``clips`` clips of ``seconds`` at 6 steps."""
+    voc, ctx = _random_vocoder(preset, device, precision)
+    hop = voc.hop_length
+    frames = max(1, round(seconds * SAMPLE_RATE / hop))
+    g = torch.Generator().manual_seed(0)
+    mels = [torch.randn(voc.mel_config.n_mels, frames, generator=g) - 5.0 for _ in range(clips)]
+    run = lambda: voc.vocode_batch(mels, steps=6, seed=0, batch_size=clips)          # noqa: E731
+    with ctx():
+        run()                                                                      # warm-up
+        times = []
+        for _ in range(max(1, iters // 2)):
+            t0 = time.perf_counter()
+            run()
+            _sync(device)
+            times.append(time.perf_counter() - t0)
+    audio = clips * frames * hop / SAMPLE_RATE
+    return dict(preset=preset, clips=clips, audio_s=audio, s=statistics.median(times), best_s=min(times))
+
+
+def bench_long(preset: str, seconds: float, device: torch.device, precision: str) -> dict:
+    """One Vocoder call (chunked windows, 6 steps) on ``seconds`` of audio; peak RSS of this process."""
+    voc, ctx = _random_vocoder(preset, device, precision)
+    frames = max(1, round(seconds * SAMPLE_RATE / voc.hop_length))
+    mel = torch.randn(voc.mel_config.n_mels, frames, generator=torch.Generator().manual_seed(0)) - 5.0
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    with ctx():
+        t0 = time.perf_counter()
+        wav = voc(mel, steps=6, generator=torch.Generator().manual_seed(0))
+        _sync(device)
+        t = time.perf_counter() - t0
+    peak = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    return dict(preset=preset, audio_s=wav.shape[-1] / SAMPLE_RATE, s=t, peak_mem=peak,
+                finite=bool(torch.isfinite(wav).all()))
+
+
+def bench_train(device: torch.device, precision: str, iters: int, batch: int = 4, length: int = 7168) -> dict:
+    """Samples/s of one full Adam step of the base preset (featurizer fp32, network under autocast)."""
+    from wavegrad.audio import MelConfig, MelFeaturizer
+    from wavegrad.diffusion import NoiseSchedule
+    from wavegrad.diffusion.objective import draw_noise_level, eps_loss, q_sample
+    from wavegrad.models import WaveGrad, WaveGradConfig
+    torch.manual_seed(0)
+    net = WaveGrad(WaveGradConfig.base()).to(device).train()
+    feat = MelFeaturizer(MelConfig()).to(device)
+    opt = torch.optim.Adam(net.parameters(), lr=2e-4)
+    sched = NoiseSchedule.linear(1000)
+    g = torch.Generator().manual_seed(0)
+    audio = (0.3 * torch.randn(batch, length, generator=g)).clamp(-1, 1).to(device)
+
+    def step():
+        with torch.no_grad():
+            mel = feat(audio)
+        level = draw_noise_level(sched, batch).to(device=device, dtype=audio.dtype)
+        eps = torch.randn_like(audio)
+        with _autocast(device, precision):
+            eps_hat = net(q_sample(audio, level, eps), level, mel)
+        loss = eps_loss(eps_hat.float(), eps)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    step()                                                                         # warm-up (Adam state)
+    _sync(device)
+    times = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        step()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    t = statistics.median(times)
+    return dict(precision=precision, s_per_step=t, best_s=min(times), samples_per_s=batch / t)
+
+
+def bench_featurizer(seconds: float = 10.0, reps: int = 5) -> dict:
+    """MelFeaturizer (torch, CPU) vs librosa.feature.melspectrogram on the same audio and parameters."""
+    import librosa
+    import numpy as np
+
+    from wavegrad.audio import MelConfig, MelFeaturizer
+    cfg = MelConfig()
+    feat = MelFeaturizer(cfg)
+    wav = (0.3 * torch.randn(int(seconds * cfg.sample_rate), generator=torch.Generator().manual_seed(0))).clamp(-1, 1)
+    x = wav.numpy()
+
+    def ours():
+        with torch.inference_mode():
+            return feat(wav)[0].numpy()
+
+    def theirs():
+        padded = np.pad(x, cfg.padding, mode="reflect")
+        m = librosa.feature.melspectrogram(y=padded, sr=cfg.sample_rate, n_fft=cfg.n_fft, hop_length=cfg.hop_length,
+                                           win_length=cfg.win_length, window="hann", center=False, power=1.0,
+                                           n_mels=cfg.n_mels, fmin=cfg.f_min, fmax=cfg.f_max, htk=False,
+                                           norm="slaney")
+        return np.log(np.maximum(m, cfg.log_floor))
+
+    def best(fn):
+        fn()
+        ts = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+        return min(ts)
+
+    a, b = ours(), theirs()
+    return dict(seconds=seconds, ours_s=best(ours), librosa_s=best(theirs),
+                max_abs_diff=float(np.abs(a[:, :b.shape[1]] - b[:, :a.shape[1]]).max()), frames=(a.shape[1], b.shape[1]))
+
+
+def _worker_cmd(args, kind: str, name: str, precision: str, seconds: float | None = None) -> list[str]:
+    cmd = [sys.executable, "-m", "wavegrad.benchmarks.speed", "--worker", name, "--worker-kind", kind,
+           "--seconds", str(args.seconds if seconds is None else seconds), "--device", args.device,
+           "--precision", precision, "--iters", str(args.iters), "--vocode-clips", str(args.vocode_clips)]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
+    return cmd
+
+
+def _run_isolated(preset: str, args, kind: str = "net", precision: str | None = None,
+                  seconds: float | None = None) -> dict:
+    cmd = _worker_cmd(args, kind, preset, precision or args.precision.split(",")[0], seconds)
     root = str(Path(__file__).resolve().parents[2])                            # so -m finds this checkout
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
@@ -115,38 +274,95 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seconds", type=float, default=1.0, help="audio length per call (default 1.0)")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
-    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="bf16 = autocast")
+    p.add_argument("--precision", default="fp32",
+                   help="comma-separated list of fp32, bf16 (bf16 = autocast around the network), e.g. fp32,bf16")
     p.add_argument("--iters", type=int, default=5, help="timed calls per preset (median and best reported)")
+    p.add_argument("--vocode-clips", type=int, default=4,
+                   help="clips of --seconds each for the vocoding-throughput column (0: skip it)")
+    p.add_argument("--train", action="store_true", help="also time one Adam step (base, batch 4 x 7168)")
+    p.add_argument("--featurizer", action="store_true", help="also compare MelFeaturizer with librosa")
+    p.add_argument("--long", type=float, default=0.0, metavar="S",
+                   help="also vocode S and S/4 seconds (chunked, 6 steps), each in a fresh process: RSS and time")
+    p.add_argument("--long-preset", default="base", help="preset for --long (default base)")
     p.add_argument("--no-isolate", action="store_true", help="run all presets in this process")
     p.add_argument("--worker", help=argparse.SUPPRESS)
+    p.add_argument("--worker-kind", default="net", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    precisions = [q.strip() for q in args.precision.split(",") if q.strip()]
+    bad = [q for q in precisions if q not in ("fp32", "bf16")]
+    if bad or not precisions:
+        p.error(f"--precision takes fp32 and/or bf16 (comma-separated), got {args.precision!r}")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     if args.worker:
-        print(json.dumps(bench_preset(args.worker, args.seconds, device, args.precision, args.iters)))
+        prec = precisions[0]
+        kind = args.worker_kind
+        if kind == "net":
+            r = bench_preset(args.worker, args.seconds, device, prec, args.iters)
+        elif kind == "vocode":
+            r = bench_vocode(args.worker, args.seconds, args.vocode_clips, device, prec, args.iters)
+        elif kind == "long":
+            r = bench_long(args.worker, args.seconds, device, prec)
+        elif kind == "train":
+            r = bench_train(device, prec, args.iters)
+        else:
+            raise SystemExit(f"unknown worker kind {kind!r}")
+        print(json.dumps(r))
         return
 
-    # The peak is measured before and after the presets and the best kept: on a shared machine a single
-    # measurement can land in someone else's busy moment and inflate every %peak.
-    peak = matmul_peak(device, args.precision)
-    print(f"device={device} threads={torch.get_num_threads()} precision={args.precision} torch={torch.__version__} "
-          f"audio={args.seconds:g}s@{SAMPLE_RATE}Hz")
-    rows = []
-    for preset in [s.strip() for s in args.presets.split(",") if s.strip()]:
-        r = (bench_preset(preset, args.seconds, device, args.precision, args.iters) if args.no_isolate
-             else _run_isolated(preset, args))
-        rows.append(r)
-    peak = max(peak, matmul_peak(device, args.precision))
-    print(f"matmul peak ({args.precision}, 2048^2): {peak / 1e9:.0f} GFLOP/s")
-    print(f"{'preset':<7}{'params':>9}{'s/it/aud-s':>12}{'(best)':>8}{'RTF@6':>8}{'GFLOP/aud-s':>13}{'%peak':>7}"
-          f"{'peak mem':>11}")
-    for r in rows:
-        per_s = r["s_per_iter"] / r["audio_s"]
-        print(f"{r['preset']:<7}{r['params'] / 1e6:>8.2f}M{per_s:>12.3f}{r['best_s_per_iter'] / r['audio_s']:>8.3f}"
-              f"{6 * per_s:>8.2f}"
-              f"{r['flops'] / r['audio_s'] / 1e9:>13.1f}{100 * r['flops'] / r['s_per_iter'] / peak:>6.0f}%"
-              f"{r['peak_mem'] / 2 ** 20:>8.0f} MiB", flush=True)
+    presets = [s.strip() for s in args.presets.split(",") if s.strip()]
+    print(f"device={device} threads={torch.get_num_threads()} precision={','.join(precisions)} "
+          f"torch={torch.__version__} cpu={torch.backends.cpu.get_cpu_capability()} "
+          f"mkldnn_bf16={cpu_has_fast_bf16()} "
+          f"audio={args.seconds:g}s@{SAMPLE_RATE}Hz", flush=True)
+    for prec in precisions:
+        # The peak is measured before and after the presets and the best kept: on a shared machine a single
+        # measurement can land in someone else's busy moment and inflate every %peak.
+        peak = matmul_peak(device, prec)
+        rows = []
+        for preset in presets:
+            r = (bench_preset(preset, args.seconds, device, prec, args.iters) if args.no_isolate
+                 else _run_isolated(preset, args, "net", prec))
+            if args.vocode_clips > 0:
+                v = (bench_vocode(preset, args.seconds, args.vocode_clips, device, prec, args.iters)
+                     if args.no_isolate else _run_isolated(preset, args, "vocode", prec))
+                r["vocode_rate"] = v["audio_s"] / v["s"]
+            rows.append(r)
+        peak = max(peak, matmul_peak(device, prec))
+        print(f"\n[{prec}] dtype={'bfloat16 autocast' if prec == 'bf16' else 'float32'}  "
+              f"matmul peak (2048^2): {peak / 1e9:.0f} GFLOP/s")
+        print(f"{'preset':<7}{'params':>9}{'s/it/aud-s':>12}{'(best)':>8}{'RTF@6':>8}{'GFLOP/aud-s':>13}{'%peak':>7}"
+              f"{'peak mem':>11}{'voc aud-s/s':>13}")
+        for r in rows:
+            per_s = r["s_per_iter"] / r["audio_s"]
+            voc = f"{r['vocode_rate']:>13.2f}" if "vocode_rate" in r else f"{'-':>13}"
+            print(f"{r['preset']:<7}{r['params'] / 1e6:>8.2f}M{per_s:>12.3f}{r['best_s_per_iter'] / r['audio_s']:>8.3f}"
+                  f"{6 * per_s:>8.2f}"
+                  f"{r['flops'] / r['audio_s'] / 1e9:>13.1f}{100 * r['flops'] / r['s_per_iter'] / peak:>6.0f}%"
+                  f"{r['peak_mem'] / 2 ** 20:>8.0f} MiB{voc}", flush=True)
+
+    if args.train:
+        print("\ntraining: base preset, Adam, batch 4 x 7168 samples (one full step: mel + fwd + bwd + update)")
+        for prec in precisions:
+            r = bench_train(device, prec, args.iters) if args.no_isolate else _run_isolated("base", args, "train", prec)
+            print(f"  {prec:<5} {r['s_per_step']:.3f} s/step (best {r['best_s']:.3f})  {r['samples_per_s']:.2f} samples/s "
+                  f"({r['samples_per_s'] * 7168 / SAMPLE_RATE:.2f} audio-s/s)", flush=True)
+
+    if args.featurizer:
+        r = bench_featurizer()
+        print(f"\nfeaturizer on {r['seconds']:g} s of audio (best of 5): MelFeaturizer {1000 * r['ours_s']:.1f} ms, "
+              f"librosa.feature.melspectrogram {1000 * r['librosa_s']:.1f} ms -> {r['librosa_s'] / r['ours_s']:.1f}x "
+              f"(max |log-mel diff| {r['max_abs_diff']:.1e})", flush=True)
+
+    if args.long > 0:
+        print(f"\nlong-form: Vocoder({args.long_preset}) chunked, 6 steps, one fresh process per case")
+        for prec in precisions:
+            for secs in (args.long / 4, args.long):
+                r = _run_isolated(args.long_preset, args, "long", prec, seconds=secs)
+                print(f"  {prec:<5} {r['audio_s']:>6.1f} s audio: {r['s']:>7.1f} s ({r['s'] / r['audio_s']:.3f} s/aud-s, "
+                      f"RTF {r['s'] / r['audio_s']:.2f})  peak RSS {r['peak_mem'] / 2 ** 20:.0f} MiB  "
+                      f"finite={r['finite']}", flush=True)
 
 
 if __name__ == "__main__":

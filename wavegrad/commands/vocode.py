@@ -50,6 +50,9 @@ def register(sub, name: str = "vocode", formatter=argparse.HelpFormatter) -> arg
     p.add_argument("--eta", type=float, default=1.0, help="1: DDPM ancestral sampling; 0: deterministic DDIM")
     p.add_argument("--seed", type=int, default=0, help="input i uses seed SEED + i")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="fp32 (default), or bf16: the network under bfloat16 autocast, about 2x faster on CPUs with "
+                        "AVX-512 BF16 / AMX and on GPUs, at a small quality cost (the sampler stays fp32)")
     p.add_argument("--batch-size", type=int, default=4, help="windows (clips or chunks of long clips) per network call")
     p.add_argument("--chunk-seconds", type=float, default=DEFAULT_CHUNK_SECONDS,
                    help="window hop for long inputs (each window adds 32 frames of overlap); 0 disables chunking "
@@ -159,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
     inputs = [Path(p) for p in args.inputs]
     outs = _plan_outputs(inputs, Path(args.out_dir))
     device = _device(args.device)
-    voc = Vocoder.from_checkpoint(args.checkpoint, device=device)
+    voc = Vocoder.from_checkpoint(args.checkpoint, device=device, precision=args.precision)
     voc.resolve_schedule(args.steps, args.schedule)           # a bad --schedule / --steps fails before any work
     sr, hop = voc.mel_config.sample_rate, voc.hop_length
     chunk_frames = None if args.chunk_seconds == 0 else max(1, round(args.chunk_seconds * sr / hop))
