@@ -47,6 +47,19 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _timed(fn, iters: int, device: torch.device) -> list[float]:
+    """Wall-clock seconds of ``iters`` calls of ``fn`` after one warm-up call, synchronising the device."""
+    fn()
+    _sync(device)
+    times = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return times
+
+
 def _autocast(device: torch.device, precision: str):
     if precision == "bf16":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
@@ -104,14 +117,7 @@ def bench_preset(preset: str, seconds: float, device: torch.device, precision: s
     with FlopCounterMode(display=False) as counter:
         call()
     flops = counter.get_total_flops()
-    call()                                                                      # warm-up
-    _sync(device)
-    times = []
-    for _ in range(iters):
-        t0 = time.perf_counter()
-        call()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
+    times = _timed(call, iters, device)
     t, best = statistics.median(times), min(times)
     if device.type == "cuda":
         peak_mem = torch.cuda.max_memory_allocated(device)
@@ -201,14 +207,7 @@ def bench_train(device: torch.device, precision: str, iters: int, batch: int = 4
         loss.backward()
         opt.step()
 
-    step()                                                                         # warm-up (Adam state)
-    _sync(device)
-    times = []
-    for _ in range(iters):
-        t0 = time.perf_counter()
-        step()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
+    times = _timed(step, iters, device)  # its warm-up call also creates the Adam state
     t = statistics.median(times)
     return dict(precision=precision, s_per_step=t, best_s=min(times), samples_per_s=batch / t)
 
