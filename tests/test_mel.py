@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from wavegrad.audio import MelConfig, MelFeaturizer
-from wavegrad.audio.mel import MAGNITUDE_EPS
+from wavegrad.audio.mel import FRAMES_PER_BLOCK, MAGNITUDE_EPS
 from wavegrad.errors import UserInputError
 
 
@@ -92,6 +92,54 @@ def test_batch_equals_loop():
     torch.testing.assert_close(together, apart, rtol=0, atol=1e-5)
 
 
+def test_long_clips_in_frame_blocks_match_librosa():
+    # 6 s = 516 frames: two full blocks of FRAMES_PER_BLOCK and a partial one, each block edge inside speech.
+    cfg = MelConfig()
+    assert 2 * FRAMES_PER_BLOCK < 516 < 3 * FRAMES_PER_BLOCK
+    wav = speech_like(cfg.sample_rate, 6.0)[: 516 * cfg.hop_length]
+    ours = MelFeaturizer(cfg)(torch.from_numpy(wav))[0].double().numpy()
+    err = np.abs(ours - librosa_reference(wav, cfg, magnitude_eps=MAGNITUDE_EPS))
+    assert ours.shape == (cfg.n_mels, 516)
+    assert err.max() < 1e-3 and err.mean() < 1e-5, (err.max(), err.mean())
+
+
+@pytest.mark.parametrize("clips,frames", [(23, 20), (3, 300)], ids=["many-short", "few-long"])
+def test_blocked_batches_equal_one_clip_at_a_time(clips, frames):
+    # many short clips go through in groups of whole clips, long ones in frame ranges of one clip
+    assert clips * frames > FRAMES_PER_BLOCK
+    feat = MelFeaturizer(MelConfig())
+    batch = torch.from_numpy(np.stack([speech_like(22050, frames * 256 / 22050 + 0.01, seed=s)[: frames * 256]
+                                       for s in range(clips)]))
+    apart = torch.cat([feat(w) for w in batch])
+    torch.testing.assert_close(feat(batch), apart, rtol=0, atol=1e-5)
+
+
+def test_gradient_matches_torch_stft_and_is_finite_on_silence():
+    """The written-out STFT (frames -> window -> rfft -> used bins) against torch.stft, through autograd:
+    the featurizer is differentiable for mel losses on generated audio, digital silence included."""
+    cfg = MelConfig.paper_24k()                            # win_length < n_fft: the window is centred
+    feat = MelFeaturizer(cfg)
+    wav = torch.from_numpy(speech_like(cfg.sample_rate, 0.3)[: 24 * cfg.hop_length]).double()
+    wav[:2000] = 0.0
+
+    def reference(x):
+        left = (cfg.n_fft - cfg.win_length) // 2
+        padded = torch.nn.functional.pad(x[None, None], cfg.padding, mode="reflect")[0]
+        spec = torch.stft(padded, cfg.n_fft, cfg.hop_length, cfg.win_length,
+                          torch.hann_window(cfg.win_length, dtype=torch.float64), center=False, return_complex=True)
+        mag = torch.sqrt(spec.real ** 2 + spec.imag ** 2 + MAGNITUDE_EPS)
+        assert left > 0
+        return torch.log(torch.clamp(feat.mel_basis.double() @ mag, min=cfg.log_floor))
+
+    weights = torch.randn(1, cfg.n_mels, 24, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    x_ours = wav.float().requires_grad_()
+    (feat(x_ours) * weights.float()).sum().backward()
+    x_ref = wav.clone().requires_grad_()
+    (reference(x_ref) * weights).sum().backward()
+    assert torch.isfinite(x_ours.grad).all()
+    torch.testing.assert_close(x_ours.grad.double(), x_ref.grad, rtol=1e-3, atol=1e-3 * x_ref.grad.abs().max().item())
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
 def test_low_and_high_precision_inputs_give_finite_float32(dtype):
     cfg = MelConfig()
@@ -123,10 +171,11 @@ def test_bad_inputs_raise_clear_errors():
         feat(torch.zeros(300))
     with pytest.raises(UserInputError, match=r"\[T\] or \[B, T\]"):
         feat(torch.zeros(1, 1, 4096))
-    bad = torch.zeros(4096)
-    bad[7] = float("nan")
-    with pytest.raises(UserInputError, match="NaN or inf"):
-        feat(bad)
+    for index, value in ((7, float("nan")), (-1, float("inf")), (2000, -float("inf"))):
+        bad = torch.zeros(2, 4096 + 100)                  # index -1 lies in the ragged tail no frame reads
+        bad[1, index] = value
+        with pytest.raises(UserInputError, match="NaN or inf"):
+            feat(bad)
     with pytest.raises(UserInputError, match="float waveform"):
         feat(torch.zeros(4096, dtype=torch.int16))
     with pytest.raises(UserInputError, match="torch.Tensor"):

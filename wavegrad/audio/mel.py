@@ -35,6 +35,11 @@ from ..utils import dataclass_from_dict
 # 5e-10 / |S|^2 change elsewhere -- invisible next to float32 STFT rounding.
 MAGNITUDE_EPS = 1e-9
 
+# On CPU, long inputs are featurized in blocks of this many frames: each block's FFT, magnitude and
+# filter product stay in cache (1 MiB of float32 frames at n_fft = 1024), which measured 1.4x faster
+# than one pass over a 10 s clip. The result does not depend on it.
+FRAMES_PER_BLOCK = 256
+
 
 @dataclass(frozen=True)
 class MelConfig:
@@ -155,9 +160,15 @@ class MelFeaturizer(nn.Module):
         super().__init__()
         self.cfg = cfg if cfg is not None else MelConfig()
         window = torch.hann_window(self.cfg.win_length, periodic=True, dtype=torch.float32)
-        self.register_buffer("window", window, persistent=False)                    # [win]
-        self.register_buffer("mel_basis", torch.from_numpy(mel_basis(self.cfg)),
-                             persistent=False)                                       # [n_mels, F]
+        left = (self.cfg.n_fft - self.cfg.win_length) // 2  # centred in n_fft, as torch.stft pads it
+        window = nn.functional.pad(window, (left, self.cfg.n_fft - self.cfg.win_length - left))
+        self.register_buffer("window", window, persistent=False)                    # [n_fft]
+        basis = torch.from_numpy(mel_basis(self.cfg))                               # [n_mels, F]
+        self.register_buffer("mel_basis", basis, persistent=False)
+        # Bins above the last non-zero filter column (f_max = 8 kHz of 11.025 kHz: 372 of 513) add
+        # exactly 0 to every band, so the magnitude and the filter product skip them.
+        used = torch.nonzero(basis.abs().sum(0) > 0)
+        self.num_bins = int(used.max()) + 1 if used.numel() else 1
 
     def _validate(self, wav: torch.Tensor) -> torch.Tensor:
         if not isinstance(wav, torch.Tensor):
@@ -177,7 +188,8 @@ class MelFeaturizer(nn.Module):
                 f"{self.cfg.min_length} samples ({1000 * self.cfg.min_length / sr:.1f} ms at {sr} Hz) "
                 f"for reflect padding of {max(self.cfg.padding)}; pad or drop the clip")
         wav = wav.float()
-        if not bool(torch.isfinite(wav).all()):
+        # min and max in one pass, with no mask tensor: both propagate NaN, and inf shows in one of them.
+        if not bool(torch.isfinite(torch.stack(torch.aminmax(wav))).all()):
             raise UserInputError("waveform contains NaN or inf; fix the audio source (or its decoding) first")
         return wav
 
@@ -185,14 +197,36 @@ class MelFeaturizer(nn.Module):
         wav = self._validate(wav)
         if wav.dim() == 1:
             wav = wav.unsqueeze(0)                                                   # [B, T]
+        cfg = self.cfg
         with torch.autocast(device_type=wav.device.type, enabled=False):
-            padded = nn.functional.pad(wav.unsqueeze(1), self.cfg.padding, mode="reflect").squeeze(1)
-            spec = torch.stft(padded, n_fft=self.cfg.n_fft, hop_length=self.cfg.hop_length,
-                              win_length=self.cfg.win_length, window=self.window, center=False,
-                              normalized=False, onesided=True, return_complex=True)  # [B, F, frames]
-            mag = torch.sqrt(spec.real.square() + spec.imag.square() + MAGNITUDE_EPS)
-            mel = torch.matmul(self.mel_basis, mag)                                   # [B, n_mels, frames]
-            return torch.log(torch.clamp(mel, min=self.cfg.log_floor))
+            frames = self._reflect_pad(wav).unfold(-1, cfg.n_fft, cfg.hop_length)     # [B, frames, n_fft] view
+            batch, n = frames.shape[:2]
+            if batch * n <= FRAMES_PER_BLOCK or frames.device.type != "cpu":  # GPUs: one launch each
+                mel = self._mel_block(frames)
+            else:  # blocks of whole clips when clips are short, of frame ranges of one clip when long
+                mel = frames.new_empty(batch, cfg.n_mels, n)                              # [B, n_mels, frames]
+                clips, span = max(1, FRAMES_PER_BLOCK // n), min(n, FRAMES_PER_BLOCK)
+                for b in range(0, batch, clips):
+                    for s in range(0, n, span):
+                        mel[b:b + clips, :, s:s + span] = self._mel_block(frames[b:b + clips, s:s + span])
+            return torch.log(torch.clamp(mel, min=cfg.log_floor))
+
+    def _reflect_pad(self, wav: torch.Tensor) -> torch.Tensor:
+        """Reflect padding (no edge repeat), as F.pad(mode="reflect"), which was 4x slower on CPU."""
+        left, right = self.cfg.padding
+        parts = [wav[:, 1:left + 1].flip(-1), wav, wav[:, wav.shape[-1] - 1 - right:-1].flip(-1)]
+        return torch.cat(parts, dim=-1)                                                # [B, T + n_fft - hop]
+
+    def _mel_block(self, frames: torch.Tensor) -> torch.Tensor:
+        """Linear mel of frames ``[B, n, n_fft]`` -> ``[B, n_mels, n]``: the STFT written out as
+        window -> rfft, which equals torch.stft(center=False) (tested) at a fifth of its CPU time."""
+        spec = torch.fft.rfft(frames * self.window)                                    # [B, n, F] complex
+        # Squaring the interleaved (re, im) floats is one contiguous, vectorised pass; the
+        # .real / .imag views have stride 2 and made the magnitude 1.5x slower.
+        sq = torch.view_as_real(spec)[:, :, : self.num_bins].square()                  # [B, n, bins, 2]
+        mag = (sq[..., 0] + sq[..., 1]).add_(MAGNITUDE_EPS).sqrt_()                    # [B, n, bins]
+        mel = torch.matmul(mag.flatten(0, 1), self.mel_basis[:, : self.num_bins].T)   # [B * n, n_mels]
+        return mel.view(frames.shape[0], -1, self.cfg.n_mels).transpose(1, 2)          # [B, n_mels, n]
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.cfg.to_dict().items())
