@@ -68,9 +68,9 @@ def reference_forward(net: WaveGrad, x, level, mel):
     return net.output_conv(y).squeeze(1)
 
 
-def _inputs(frames=12, batch=2, seed=0):
+def _inputs(frames=12, batch=2, seed=0, hop=HOP):
     g = torch.Generator().manual_seed(seed)
-    return (torch.randn(batch, frames * HOP, generator=g), torch.rand(batch, generator=g) * 0.9 + 0.05,
+    return (torch.randn(batch, frames * hop, generator=g), torch.rand(batch, generator=g) * 0.9 + 0.05,
             torch.randn(batch, 80, frames, generator=g) - 5.0)
 
 
@@ -78,23 +78,43 @@ def _rel(a, b):
     return float((a - b).abs().max() / b.abs().max())
 
 
-@pytest.mark.parametrize("cfg", [WaveGradConfig.tiny(), dataclasses.replace(WaveGradConfig.tiny(), ublocks_per_scale=2)],
-                         ids=["tiny", "tiny-large-layout"])
-def test_optimised_forward_matches_reference(cfg):
+# hop 300 (factors 5,5,3,2,2) exercises odd upsampling / pooling factors in both layouts
+TINY_300 = WaveGradConfig.tiny(hop_length=300)
+
+
+@pytest.mark.parametrize("channels_last", [None, True, False], ids=["auto", "channels-last", "channels-first"])
+@pytest.mark.parametrize("cfg", [WaveGradConfig.tiny(), dataclasses.replace(WaveGradConfig.tiny(), ublocks_per_scale=2),
+                                 TINY_300], ids=["tiny", "tiny-large-layout", "tiny-hop300"])
+def test_optimised_forward_matches_reference(cfg, channels_last):
     torch.manual_seed(0)
     net = WaveGrad(cfg).eval()
+    net.channels_last = channels_last
     with torch.no_grad():                 # scale the output conv up so eps_hat is O(1), not ~0.01
         net.output_conv.weight.mul_(100.0)
-    x, level, mel = _inputs()
+    x, level, mel = _inputs(hop=cfg.hop_length)
     with torch.inference_mode():
         fast, ref = net(x, level, mel), reference_forward(net, x, level, mel)
+    assert fast.shape == ref.shape == x.shape and fast.is_contiguous()
     assert _rel(fast, ref) < REL_TOL
 
 
-def test_optimised_backward_matches_reference():
+def test_automatic_layout_is_channels_last_exactly_for_cpu_inference():
+    net = WaveGrad(WaveGradConfig.tiny())
+    x = torch.zeros(1, HOP)
+    with torch.no_grad():
+        assert net._channels_last(x)
+    assert not net._channels_last(x)                                  # training: channels-first
+    net.channels_last = False
+    with torch.no_grad():
+        assert not net._channels_last(x)
+
+
+@pytest.mark.parametrize("channels_last", [False, True], ids=["channels-first", "channels-last"])
+def test_optimised_backward_matches_reference(channels_last):
     """The in-place LReLU / add_ of the fast path must not break autograd, and the gradients must agree."""
     torch.manual_seed(0)
     net = WaveGrad(WaveGradConfig.tiny()).train()
+    net.channels_last = channels_last
     x, level, mel = _inputs(frames=8)
     grads = []
     for fwd in (lambda: net(x, level, mel), lambda: reference_forward(net, x, level, mel)):
@@ -104,9 +124,11 @@ def test_optimised_backward_matches_reference():
     assert _rel(grads[0], grads[1]) < REL_TOL
 
 
-def test_optimised_forward_under_bf16_autocast_is_close_to_fp32():
+@pytest.mark.parametrize("channels_last", [False, True], ids=["channels-first", "channels-last"])
+def test_optimised_forward_under_bf16_autocast_is_close_to_fp32(channels_last):
     torch.manual_seed(0)
     net = WaveGrad(WaveGradConfig.tiny()).eval()
+    net.channels_last = channels_last
     x, level, mel = _inputs()
     with torch.inference_mode():
         ref = net(x, level, mel)
