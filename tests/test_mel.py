@@ -209,3 +209,20 @@ def test_paper_preset_is_consistent():
     assert cfg.hop_length / cfg.sample_rate == pytest.approx(0.0125)
     assert cfg.win_length / cfg.sample_rate == pytest.approx(0.05)
     assert cfg.n_mels == 128 and cfg.f_max == 12000.0
+
+
+def test_blocked_path_gradients_equal_one_pass(monkeypatch):
+    # long clips go through the frame-block loop (writes into a preallocated output): autograd must
+    # see through it and give the same input gradients as one pass over all frames
+    from wavegrad.audio import mel as mel_module
+    feat = MelFeaturizer(MelConfig())
+    wav = torch.from_numpy(np.stack([speech_like(22050, 3.0, seed=s)[: 258 * 256] for s in range(2)]))
+    weights = torch.randn(2, 80, 258, generator=torch.Generator().manual_seed(0))
+    grads = []
+    for block in (FRAMES_PER_BLOCK, 10**9):
+        monkeypatch.setattr(mel_module, "FRAMES_PER_BLOCK", block)
+        x = wav.clone().requires_grad_()
+        (feat(x) * weights).sum().backward()
+        grads.append(x.grad)
+    assert grads[0].abs().max() > 0
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-5, atol=1e-6 * grads[1].abs().max().item())
