@@ -289,29 +289,15 @@ class Vocoder:
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu", use_ema: bool = True,
                         precision: str = "fp32") -> "Vocoder":
-        from .training.checkpoint import load_checkpoint
+        from .training.checkpoint import load_family_checkpoint, rebuilding_from
         check_precision(precision)
-        try:
-            ckpt = load_checkpoint(path)
-        except UserInputError:
-            raise
-        except Exception as e:  # torch's weights-only unpickler raises e.g. KeyError on some garbled files
-            raise UserInputError(f"{path}: not a readable checkpoint ({type(e).__name__}: {str(e)[:80]}); "
-                                 f"is it truncated or not a torch file?") from None
-        if ckpt.get("family") != "vocoder":
-            raise UserInputError(f"{path}: this is a {ckpt.get('family')!r} checkpoint, not a vocoder one")
-        try:
+        ckpt = load_family_checkpoint(path, "vocoder", "a vocoder")
+        with rebuilding_from(path, "vocoder", "re-export it with this wavegrad"):
             model = WaveGrad(WaveGradConfig.from_dict(ckpt["model_config"]))
             weights = ckpt["ema"]["shadow"] if use_ema else ckpt["model"]
             model.load_state_dict(weights)
             schedules = {k: NoiseSchedule.from_dict(v) for k, v in ckpt.get("schedules", {}).items()}
             mel_config, train_schedule = MelConfig.from_dict(ckpt["mel_config"]), NoiseSchedule.from_dict(ckpt["schedule"])
-        except UserInputError as e:
-            raise UserInputError(f"{path}: {e}") from None
-        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
-            first = str(e).strip().splitlines()[0][:120] if str(e).strip() else ""
-            raise UserInputError(f"{path}: a damaged or incompatible vocoder checkpoint ({type(e).__name__}: "
-                                 f"{first}); re-export it with this wavegrad") from None
         return cls(model, mel_config, train_schedule, schedules, device, precision=precision)
 
     def add_schedule(self, path: str | Path, name: str, schedule: NoiseSchedule) -> None:

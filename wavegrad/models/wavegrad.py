@@ -185,6 +185,11 @@ def _conv(c_in: int, c_out: int, kernel: int, dilation: int = 1) -> nn.Conv1d:
     return conv
 
 
+def _dilated_stack(c_in: int, c_out: int, dilations: Sequence[int]) -> nn.ModuleList:
+    """The 3x1 convs of a UBlock / DBlock: c_in -> c_out at ``dilations[0]``, then c_out -> c_out."""
+    return nn.ModuleList([_conv(c_in, c_out, 3, dilations[0])] + [_conv(c_out, c_out, 3, d) for d in dilations[1:]])
+
+
 def _lrelu(x: torch.Tensor) -> torch.Tensor:
     return F.leaky_relu(x, LEAKY_SLOPE)
 
@@ -225,8 +230,7 @@ class UBlock(nn.Module):
         super().__init__()
         self.factor = factor
         self.residual = _conv(c_in, c_out, 1)
-        self.convs = nn.ModuleList([_conv(c_in, c_out, 3, dilations[0])]
-                                   + [_conv(c_out, c_out, 3, d) for d in dilations[1:]])
+        self.convs = _dilated_stack(c_in, c_out, dilations)
 
     def _up(self, x: torch.Tensor) -> torch.Tensor:
         if self.factor == 1:
@@ -258,8 +262,7 @@ class DBlock(nn.Module):
         super().__init__()
         self.factor = factor
         self.residual = _conv(c_in, c_out, 1)
-        self.convs = nn.ModuleList([_conv(c_in, c_out, 3, dilations[0])]
-                                   + [_conv(c_out, c_out, 3, d) for d in dilations[1:]])
+        self.convs = _dilated_stack(c_in, c_out, dilations)
 
     def _down(self, x: torch.Tensor) -> torch.Tensor:
         if self.factor == 1:

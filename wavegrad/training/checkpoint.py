@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import pickle
 import re
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
@@ -52,6 +53,29 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise UserInputError(f"{path}: checkpoint format version {ckpt.get('version')} is not supported "
                              f"by this wavegrad (expects {VERSION}); upgrade wavegrad or re-export")
     return ckpt
+
+
+def load_family_checkpoint(path: str | Path, family: str, kind: str, hint: str = "") -> dict[str, Any]:
+    """:func:`load_checkpoint`, then refuse checkpoints of another ``family``; ``kind`` names the wanted
+    one in the message ("a vocoder", "an image")."""
+    ckpt = load_checkpoint(path)
+    if ckpt.get("family") != family:
+        raise UserInputError(f"{path}: this is a {ckpt.get('family')!r} checkpoint, not {kind} one{hint}")
+    return ckpt
+
+
+@contextmanager
+def rebuilding_from(path: str | Path, kind: str, fix: str) -> Iterator[None]:
+    """Turn the errors of rebuilding configs, models and schedules from a loaded checkpoint (missing keys,
+    shape mismatches, invalid values) into one line naming the file, ``kind`` and the ``fix``."""
+    try:
+        yield
+    except UserInputError as e:
+        raise UserInputError(f"{path}: {e}") from None
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
+        first = str(e).strip().splitlines()[0][:120] if str(e).strip() else ""
+        raise UserInputError(f"{path}: a damaged or incompatible {kind} checkpoint ({type(e).__name__}: "
+                             f"{first}); {fix}") from None
 
 
 def checkpoint_name(step: int) -> str:

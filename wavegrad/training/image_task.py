@@ -206,27 +206,12 @@ def sample_images(model: ImageUNet, schedule: NoiseSchedule, n: int, steps: int,
 def load_image_checkpoint(path: str | Path, device: str | torch.device = "cpu",
                           use_ema: bool = True) -> tuple[ImageUNet, NoiseSchedule, dict[str, Any]]:
     """(model in eval mode, training schedule, dataset meta) from an image checkpoint; UserInputError otherwise."""
-    from .checkpoint import load_checkpoint
-    try:
-        ckpt = load_checkpoint(path)
-    except UserInputError:
-        raise
-    except Exception as e:  # noqa: BLE001 - torch's unpickler raises many kinds on garbled files
-        raise UserInputError(f"{path}: not a readable checkpoint ({type(e).__name__}: {str(e)[:80]}); "
-                             f"is it truncated or not a torch file?") from None
-    if ckpt.get("family") != FAMILY:
-        raise UserInputError(f"{path}: this is a {ckpt.get('family')!r} checkpoint, not an image one "
-                             f"(train one with recipes/mnist.py or recipes/cifar10.py)")
-    try:
+    from .checkpoint import load_family_checkpoint, rebuilding_from
+    ckpt = load_family_checkpoint(path, FAMILY, "an image", " (train one with recipes/mnist.py or recipes/cifar10.py)")
+    with rebuilding_from(path, "image", "re-train or re-export it with this wavegrad"):
         model = ImageUNet(ImageUNetConfig.from_dict(ckpt["model_config"]))
         model.load_state_dict(ckpt["ema"]["shadow"] if use_ema else ckpt["model"])
         schedule = NoiseSchedule.from_dict(ckpt["schedule"])
-    except UserInputError as e:
-        raise UserInputError(f"{path}: {e}") from None
-    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
-        first = str(e).strip().splitlines()[0][:120] if str(e).strip() else ""
-        raise UserInputError(f"{path}: a damaged or incompatible image checkpoint ({type(e).__name__}: "
-                             f"{first}); re-train or re-export it with this wavegrad") from None
     try:
         model = model.to(device)
     except (RuntimeError, AssertionError) as e:  # e.g. cuda asked for on a CPU-only build
