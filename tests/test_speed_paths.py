@@ -22,50 +22,55 @@ HOP = 256
 REL_TOL = 1e-5
 
 
-# ---- the reference: Figs. 4-6 written out, reading the same modules' weights -------------------------
+# ---- the reference: Figs. 4-6 written out on [B, C, L] tensors, reading the same modules' weights ------------
 def _lrelu(x):
     return F.leaky_relu(x, LEAKY_SLOPE)
 
 
+def _conv(conv, x):
+    """The module's weights applied by plain F.conv1d: independent of the model's layout handling."""
+    return F.conv1d(x, conv.weight, conv.bias, padding=conv.padding, dilation=conv.dilation)
+
+
 def _ref_film(film, x, emb):
-    h = _lrelu(film.input_conv(x)) + emb[:, :, None].to(x.dtype)
-    return film.output_conv(h).chunk(2, dim=1)
+    h = _lrelu(_conv(film.input_conv, x)) + emb[:, :, None].to(x.dtype)
+    return _conv(film.output_conv, h).chunk(2, dim=1)
 
 
 def _ref_ublock(ub, x, shift, scale):
     up = (lambda t: t) if ub.factor == 1 else (lambda t: F.interpolate(t, scale_factor=ub.factor, mode="nearest"))
     c1, c2, c3, c4 = ub.convs
-    res = ub.residual(up(x))
-    h = c1(up(_lrelu(x)))
-    h = c2(_lrelu(shift + scale * h))
+    res = _conv(ub.residual, up(x))
+    h = _conv(c1, up(_lrelu(x)))
+    h = _conv(c2, _lrelu(shift + scale * h))
     x = res + h
-    h = c3(_lrelu(shift + scale * x))
-    h = c4(_lrelu(shift + scale * h))
+    h = _conv(c3, _lrelu(shift + scale * x))
+    h = _conv(c4, _lrelu(shift + scale * h))
     return x + h
 
 
 def _ref_dblock(db, x):
     down = (lambda t: t) if db.factor == 1 else (lambda t: F.avg_pool1d(t, db.factor, db.factor))
-    res = down(db.residual(x))
+    res = down(_conv(db.residual, x))
     h = down(x)
     for conv in db.convs:
-        h = conv(_lrelu(h))
+        h = _conv(conv, _lrelu(h))
     return h + res
 
 
 def reference_forward(net: WaveGrad, x, level, mel):
     embs = net.noise_embeddings(level)
-    h = net.input_conv(x.unsqueeze(1))
+    h = _conv(net.input_conv, x.unsqueeze(1))
     skips = [h]
     for db in net.dblocks:
         h = _ref_dblock(db, h)
         skips.append(h)
-    y = net.mel_conv(mel)
+    y = _conv(net.mel_conv, mel)
     for i, (film, stage) in enumerate(zip(net.films, net.ublocks)):
         shift, scale = _ref_film(film, skips[-1 - i], embs[i])
         for ub in stage:
             y = _ref_ublock(ub, y, shift, scale)
-    return net.output_conv(y).squeeze(1)
+    return _conv(net.output_conv, y).squeeze(1)
 
 
 def _inputs(frames=12, batch=2, seed=0, hop=HOP):

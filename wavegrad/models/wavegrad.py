@@ -35,7 +35,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import UserInputError
-from ..utils import dataclass_from_dict
+from ..config import from_dict
 from .embedding import noise_level_embedding
 
 LEAKY_SLOPE = 0.2  # LeakyReLU slope used throughout Figs. 4-6
@@ -156,28 +156,26 @@ class WaveGradConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "WaveGradConfig":
-        return dataclass_from_dict(cls, d)
+        return from_dict(cls, dict(d))
 
 
 # ---- building blocks ------------------------------------------------------------------------------
+# Every block works on ``[B, C, 1, L]`` tensors: the body has one layout, written once. Its memory format
+# (time-major "channels-last" or channels-first) is chosen at one point, WaveGrad.denoise's entry, and
+# every op below (a 1xk conv2d, nearest upsampling by (1, f), average pooling by (1, f), elementwise
+# ops) keeps the format of its input.
 class Conv(nn.Conv1d):
-    """nn.Conv1d (same parameters and state-dict keys) that also runs on the channels-last layout.
-
-    A ``[B, C, 1, L]`` input in ``torch.channels_last`` memory (time-major, channels contiguous) goes
-    through the equivalent 1xk conv2d. oneDNN's channels-last kernels ran WaveGrad's dilated convs up to
-    2x faster on CPU than its [B, C, L] ones, at identical values (a layout, not a different sum).
-    """
+    """A 'same'-length 1-D conv (``nn.Conv1d`` parameters and state-dict keys) run on ``[B, C, 1, L]`` as a
+    1xk conv2d, in whatever memory format its input has. ``out`` selects output channels (FiLM's shift and
+    scale halves come out as two dense tensors)."""
 
     def forward(self, x: torch.Tensor, out: slice = slice(None)) -> torch.Tensor:
-        """``out`` selects output channels (FiLM's shift / scale halves as two contiguous tensors)."""
-        weight, bias = self.weight[out], None if self.bias is None else self.bias[out]
-        if x.dim() == 3:
-            return self._conv_forward(x, weight, bias)
-        weight = weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)       # [O, C, 1, k]
+        weight = self.weight[out].unsqueeze(2)                                       # [O, C, 1, k]
+        bias = None if self.bias is None else self.bias[out]
         return F.conv2d(x, weight, bias, padding=(0, self.padding[0]), dilation=(1, self.dilation[0]))
 
 
-def _conv(c_in: int, c_out: int, kernel: int, dilation: int = 1) -> nn.Conv1d:
+def _conv(c_in: int, c_out: int, kernel: int, dilation: int = 1) -> Conv:
     """'Same'-length conv with orthogonal weight and zero bias (see the module docstring)."""
     conv = Conv(c_in, c_out, kernel, dilation=dilation, padding=dilation * (kernel - 1) // 2)
     nn.init.orthogonal_(conv.weight)
@@ -210,14 +208,10 @@ class FiLM(nn.Module):
             self.output_conv.bias[c_out:].fill_(1.0)
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # x: [B, c_in, L]; emb: [B, c_in] = PE(5000 * noise_level), broadcast over time
-        emb = emb.view(*emb.shape, *[1] * (x.dim() - 2)).to(x.dtype)                   # [B, c_in, 1(, 1)]
-        h = torch.add(_lrelu_(self.input_conv(x)), emb)                                  # [B, c_in, L]
-        if h.dim() == 3:
-            shift, scale = self.output_conv(h).chunk(2, dim=1)                          # 2 x [B, c_out, L]
-            return shift, scale
-        # Channels-last: halves of one conv output would interleave in memory and slow every addcmul
-        # that reads them; two convs over the two weight halves do the same sums into dense tensors.
+        # x: [B, c_in, 1, L]; emb: [B, c_in] = PE(5000 * noise_level), broadcast over time
+        h = torch.add(_lrelu_(self.input_conv(x)), emb[:, :, None, None].to(x.dtype))  # [B, c_in, 1, L]
+        # Two convs over the two halves of the output weight rather than one conv and a chunk: in the
+        # time-major format the halves of one output would interleave in memory and slow every addcmul.
         c_out = self.output_conv.out_channels // 2
         return self.output_conv(h, slice(None, c_out)), self.output_conv(h, slice(c_out, None))
 
@@ -233,12 +227,10 @@ class UBlock(nn.Module):
         self.convs = _dilated_stack(c_in, c_out, dilations)
 
     def _up(self, x: torch.Tensor) -> torch.Tensor:
-        if self.factor == 1:
-            return x
-        return F.interpolate(x, scale_factor=(self.factor,) if x.dim() == 3 else (1, self.factor), mode="nearest")
+        return x if self.factor == 1 else F.interpolate(x, scale_factor=(1, self.factor), mode="nearest")
 
     def forward(self, x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-        # x: [B, c_in, L]; shift, scale: [B, c_out, L * factor]
+        # x: [B, c_in, 1, L]; shift, scale: [B, c_out, 1, L * factor]
         # Same values as  res = residual(up(x)); h = c1(up(lrelu(x))); h = c2(lrelu(shift + scale * h)); ...
         # but: the 1x1 residual conv runs at the low rate (a per-position linear map commutes with nearest
         # upsampling: identical numbers, 1/factor of its FLOPs); LReLU runs before upsampling (elementwise
@@ -246,13 +238,13 @@ class UBlock(nn.Module):
         # after it works in place on that fresh temporary (autograd allows it: LReLU's backward reads its
         # output, addcmul's reads only its inputs).
         c1, c2, c3, c4 = self.convs
-        res = self._up(self.residual(x))                                                # [B, c_out, L*f]
-        h = c1(self._up(_lrelu(x)))                                                     # [B, c_out, L*f]
+        res = self._up(self.residual(x))                                                # [B, c_out, 1, L*f]
+        h = c1(self._up(_lrelu(x)))                                                     # [B, c_out, 1, L*f]
         h = c2(_lrelu_(torch.addcmul(shift, scale, h)))
         x = res.add_(h)                                                                 # res is a fresh temporary
         h = c3(_lrelu_(torch.addcmul(shift, scale, x)))
         h = c4(_lrelu_(torch.addcmul(shift, scale, h)))
-        return x + h                                                                    # [B, c_out, L*f]
+        return x + h                                                                    # [B, c_out, 1, L*f]
 
 
 class DBlock(nn.Module):
@@ -264,18 +256,11 @@ class DBlock(nn.Module):
         self.residual = _conv(c_in, c_out, 1)
         self.convs = _dilated_stack(c_in, c_out, dilations)
 
-    def _down(self, x: torch.Tensor) -> torch.Tensor:
-        if self.factor == 1:
-            return x
-        if x.dim() == 3:
-            return F.avg_pool1d(x, self.factor, self.factor)
-        return F.avg_pool2d(x, (1, self.factor), (1, self.factor))
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # x: [B, c_in, L] -> [B, c_out, L / factor]
+        # x: [B, c_in, 1, L] -> [B, c_out, 1, L / factor]
         # residual(down(x)) == down(residual(x)) (a 1x1 conv and a box average are both linear per position,
         # up to float rounding), at 1/factor of the residual conv's FLOPs and reusing down(x).
-        h = self._down(x)
+        h = x if self.factor == 1 else F.avg_pool2d(x, (1, self.factor))
         res = self.residual(h)
         for conv in self.convs:
             h = conv(_lrelu(h))
@@ -319,9 +304,9 @@ class WaveGrad(nn.Module):
             self.output_conv.weight.mul_(OUTPUT_INIT_GAIN)
 
     def _channels_last(self, x: torch.Tensor) -> bool:
-        """The layout of the body: ``self.channels_last`` if set, else channels-last exactly for CPU
-        inference. Measured on 2 AVX2 cores: CPU inference 15% (base) to 35% (tiny) faster channels-last,
-        but a CPU training step 10-40% slower (oneDNN's channels-last backward kernels)."""
+        """The memory format of the body: ``self.channels_last`` if set, else time-major exactly for CPU
+        inference. Measured on 2 AVX2 cores: CPU inference 15% (base) to 35% (tiny) faster time-major (oneDNN's
+        dilated-conv kernels), but a CPU training step 10-40% slower (its time-major backward kernels)."""
         if self.channels_last is not None:
             return self.channels_last
         return x.device.type == "cpu" and not torch.is_grad_enabled()
@@ -334,26 +319,24 @@ class WaveGrad(nn.Module):
         return [cache[d] for d in dims]
 
     def encode_mel(self, mel: torch.Tensor) -> torch.Tensor:
-        """``[B, n_mels, frames] -> [B, mel_channels, frames]`` (independent of the noise: cache it)."""
-        return self.mel_conv(mel)
+        """``[B, n_mels, frames] -> [B, mel_channels, 1, frames]`` (independent of the noise: cache it)."""
+        return self.mel_conv(mel[:, :, None])
 
     def denoise(self, x_noisy: torch.Tensor, noise_embs: Sequence[torch.Tensor],
                 mel_features: torch.Tensor) -> torch.Tensor:
         """The network body on pre-computed conditioning; no input checks (use ``forward`` for those)."""
-        if self._channels_last(x_noisy):  # [B, C, 1, L] time-major from here on; see Conv
-            h = self.input_conv(x_noisy[:, None, None]).contiguous(memory_format=torch.channels_last)
-            mel_features = mel_features[:, :, None].contiguous(memory_format=torch.channels_last)
-        else:
-            h = self.input_conv(x_noisy[:, None])                                       # [B, d0, T]
+        # The one layout decision: every tensor of the body is [B, C, 1, L], time-major or channels-first.
+        fmt = torch.channels_last if self._channels_last(x_noisy) else torch.contiguous_format
+        h = self.input_conv(x_noisy[:, None, None]).contiguous(memory_format=fmt)      # [B, d0, 1, T]
         skips = [h]
         for dblock in self.dblocks:
-            h = dblock(h)                                                               # [B, d_j, T / ...]
+            h = dblock(h)                                                               # [B, d_j, 1, T / ...]
             skips.append(h)
-        x = mel_features                                                                # [B, mel_ch, frames]
+        x = mel_features.contiguous(memory_format=fmt)                                  # [B, mel_ch, 1, frames]
         for i, (film, stage) in enumerate(zip(self.films, self.ublocks)):
-            shift, scale = film(skips[-1 - i], noise_embs[i])                           # [B, up_i, L_i]
+            shift, scale = film(skips[-1 - i], noise_embs[i])                           # [B, up_i, 1, L_i]
             for ublock in stage:
-                x = ublock(x, shift, scale)                                             # [B, up_i, L_i]
+                x = ublock(x, shift, scale)                                             # [B, up_i, 1, L_i]
         return self.output_conv(x).reshape(x.shape[0], -1)                              # [B, T]
 
     def forward(self, x_noisy: torch.Tensor, noise_level: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
