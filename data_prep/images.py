@@ -22,7 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
-from wavegrad.errors import UserInputError  # noqa: E402
+from wavegrad.config import ArgumentParser  # noqa: E402
+from wavegrad.errors import UserInputError, run_main  # noqa: E402
 from wavegrad.utils import atomic_path  # noqa: E402
 
 # Official files and MD5 sums (as published with torchvision's dataset classes).
@@ -109,7 +110,7 @@ def generate(name: str, folder: Path, n: int, n_test: int, seed: int) -> None:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=__doc__.split("\n\n", 1)[1])
     sub = p.add_subparsers(dest="cmd", required=True)
     for cmd, help_text in (("download", "download the official files (internet) and check them"),
@@ -123,17 +124,11 @@ def main(argv=None) -> int:
             sp.add_argument("--n-test", type=int, default=200, help="test images")
             sp.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    try:
-        if args.cmd == "download":
-            download(args.dataset, args.folder)
-        elif args.cmd == "check":
-            check(args.dataset, args.folder)
-        else:
-            generate(args.dataset, args.folder, args.n, args.n_test, args.seed)
-    except UserInputError as e:
-        print(f"images: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    if args.cmd == "download":
+        return run_main("images.py", lambda: download(args.dataset, args.folder))
+    if args.cmd == "check":
+        return run_main("images.py", lambda: check(args.dataset, args.folder))
+    return run_main("images.py", lambda: generate(args.dataset, args.folder, args.n, args.n_test, args.seed))
 
 
 if __name__ == "__main__":

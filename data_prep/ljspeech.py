@@ -5,7 +5,7 @@
     python data_prep/ljspeech.py cache-mels DATA_DIR --cache-dir DIR [--mel-config JSON]
 
 Every command first checks the folder and prints each problem with its file and fix; it exits 2
-when the folder is unusable (any error), 0 otherwise. Thin over ``wavegrad.data.ljspeech``.
+when the folder is unusable (any error), 0 otherwise. Thin over ``wavegrad.data``.
 """
 from __future__ import annotations
 
@@ -20,13 +20,14 @@ except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from wavegrad.audio import MelConfig  # noqa: E402
-from wavegrad.data.ljspeech import MelCache, check_corpus, has_errors, read_metadata, write_splits  # noqa: E402
-from wavegrad.errors import UserInputError  # noqa: E402
+from wavegrad.data import MelCache, check_corpus, has_errors, read_metadata, write_splits  # noqa: E402
+from wavegrad.config import ArgumentParser  # noqa: E402
+from wavegrad.errors import UserInputError, run_main  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.ArgumentDefaultsHelpFormatter
-    p = argparse.ArgumentParser(prog="ljspeech.py", description=__doc__.split("\n\n")[0], formatter_class=fmt)
+    p = ArgumentParser(prog="ljspeech.py", description=__doc__.split("\n\n")[0], formatter_class=fmt)
     sub = p.add_subparsers(dest="command", required=True, metavar="{check,split,cache-mels}")
 
     def common(sp):
@@ -86,29 +87,29 @@ def report(data_dir: Path, sample_rate: int, full: bool = False) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        mel_cfg = _mel_config(getattr(args, "mel_config", None))
-        sample_rate = args.sample_rate or mel_cfg.sample_rate
-        if args.command == "cache-mels" and sample_rate != mel_cfg.sample_rate:
-            raise UserInputError(f"--sample-rate {sample_rate} differs from the mel config's "
-                                 f"{mel_cfg.sample_rate} Hz; drop one of them")
-        if not report(args.data_dir, sample_rate, full=getattr(args, "full", False)):
-            return 2
-        if args.command == "split":
-            splits = write_splits(args.data_dir, args.out_dir, n_val=args.n_val, n_test=args.n_test,
-                                  seed=args.seed, overwrite=args.overwrite)
-            if splits.note:
-                print(f"note: {splits.note}")
-            out = args.out_dir or args.data_dir
-            print(f"{out}: train {len(splits.train)}, val {len(splits.val)}, test {len(splits.test)} "
-                  f"(seed {args.seed}) in train.txt / val.txt / test.txt")
-        elif args.command == "cache-mels":
-            cache = MelCache(args.cache_dir, mel_cfg, peak_normalize=args.peak_normalize)
-            n = cache.build(args.data_dir, progress=True)
-            print(f"{cache.dir}: wrote {n} mel(s); the others were already cached")
-    except UserInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    return run_main("ljspeech.py", lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    mel_cfg = _mel_config(getattr(args, "mel_config", None))
+    sample_rate = args.sample_rate or mel_cfg.sample_rate
+    if args.command == "cache-mels" and sample_rate != mel_cfg.sample_rate:
+        raise UserInputError(f"--sample-rate {sample_rate} differs from the mel config's "
+                             f"{mel_cfg.sample_rate} Hz; drop one of them")
+    if not report(args.data_dir, sample_rate, full=getattr(args, "full", False)):
         return 2
+    if args.command == "split":
+        splits = write_splits(args.data_dir, args.out_dir, n_val=args.n_val, n_test=args.n_test,
+                              seed=args.seed, overwrite=args.overwrite)
+        if splits.note:
+            print(f"note: {splits.note}")
+        out = args.out_dir or args.data_dir
+        print(f"{out}: train {len(splits.train)}, val {len(splits.val)}, test {len(splits.test)} "
+              f"(seed {args.seed}) in train.txt / val.txt / test.txt")
+    elif args.command == "cache-mels":
+        cache = MelCache(args.cache_dir, mel_cfg, peak_normalize=args.peak_normalize)
+        n = cache.build(args.data_dir, progress=True)
+        print(f"{cache.dir}: wrote {n} mel(s); the others were already cached")
     return 0
 
 

@@ -20,11 +20,12 @@ except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from wavegrad.data.synthetic import make_speech_like_corpus  # noqa: E402
-from wavegrad.errors import UserInputError  # noqa: E402
+from wavegrad.config import ArgumentParser  # noqa: E402
+from wavegrad.errors import run_main  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="make_corpus.py", description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--out", required=True, type=Path, default=argparse.SUPPRESS, help="output folder (created; must be empty or "
@@ -41,12 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     t0 = time.perf_counter()
     stamp_before = (args.out / ".make_corpus.json").read_text() if (args.out / ".make_corpus.json").is_file() else None
-    try:
-        out = make_speech_like_corpus(args.out, n_clips=args.n_clips, seed=args.seed,
-                                      sample_rate=args.sample_rate, overwrite=args.overwrite, progress=True)
-    except UserInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run_main("make_corpus.py", lambda: _run(args, t0, stamp_before))
+
+
+def _run(args: argparse.Namespace, t0: float, stamp_before: str | None) -> int:
+    out = make_speech_like_corpus(args.out, n_clips=args.n_clips, seed=args.seed,
+                                  sample_rate=args.sample_rate, overwrite=args.overwrite, progress=True)
     import soundfile as sf
 
     seconds = sum(sf.info(str(p)).duration for p in (out / "wavs").glob("*.wav"))

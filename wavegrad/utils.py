@@ -1,4 +1,4 @@
-"""Small helpers shared by every layer above ``diffusion``."""
+"""File helpers shared by every layer that writes files (a leaf: imports nothing of the package)."""
 from __future__ import annotations
 
 import os
@@ -30,15 +30,3 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
-
-
-def dataclass_from_dict(cls, d):
-    """``cls(**d)`` for a config dataclass, refusing unknown keys with a message that lists the valid ones."""
-    import dataclasses
-
-    from .errors import UserInputError
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - known)
-    if unknown:
-        raise UserInputError(f"unknown {cls.__name__} key(s) {unknown}; valid keys are {sorted(known)}")
-    return cls(**dict(d))
