@@ -17,7 +17,7 @@ import soundfile as sf
 import torch
 
 from wavegrad.audio import MelConfig, MelFeaturizer
-from wavegrad.data.ljspeech import (MelCache, VocoderDataset, check_corpus, has_errors, load_split,
+from wavegrad.data import (Clips, MelCache, VocoderDataset, check_corpus, has_errors, load_split,
                                     make_splits, read_metadata, write_splits)
 from wavegrad.errors import UserInputError
 
@@ -137,7 +137,7 @@ def test_cli_check_exit_codes(corpus, tmp_path, capsys):
     assert not (corpus / "train.txt").exists()
     assert cli.main(["check", str(tmp_path / "absent")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("ljspeech.py: error: ") and err.count("\n") == 1 and "Traceback" not in err
 
 
 # ---- splits ---------------------------------------------------------------------------------------
@@ -246,13 +246,12 @@ def test_crop_alignment_with_cache(corpus, tmp_path):
     cache = MelCache(tmp_path / "cache", CFG)
     cache.build(corpus)
     seg = 16 * HOP
-    ds = VocoderDataset(corpus, ["LJ001-0003"], CFG, segment_length=seg, mel_cache=cache, seed=1)
+    ds = VocoderDataset(corpus, ["LJ001-0003"], CFG, segment_length=seg, mel_cache=cache)
     feat = MelFeaturizer(CFG)
     whole = _file_audio(corpus, "LJ001-0003")
     starts = set()
-    for epoch in range(4):
-        ds.set_epoch(epoch)
-        item = ds[0]
+    for item_seed in range(4):
+        item = ds[(0, item_seed)]
         audio, mel = item["audio"].numpy(), item["mel"].numpy()
         assert audio.shape == (seg,) and mel.shape == (80, 16) and audio.dtype == mel.dtype == np.float32
         start = _find(whole, audio)
@@ -263,20 +262,19 @@ def test_crop_alignment_with_cache(corpus, tmp_path):
         own = feat(torch.from_numpy(audio))[0].numpy()
         np.testing.assert_allclose(mel[:, 2:-2], own[:, 2:-2], atol=1e-3)
         assert np.abs(mel[:, 0] - own[:, 0]).max() > 1e-3           # the edge frames do differ
-    assert len(starts) > 1                                            # epochs draw other crops
-    ds.set_epoch(0)
-    again = VocoderDataset(corpus, ["LJ001-0003"], CFG, segment_length=seg, mel_cache=cache, seed=1)[0]
-    assert torch.equal(again["audio"], ds[0]["audio"])                # same (seed, epoch, index)
+    assert len(starts) > 1                                            # other item seeds draw other crops
+    again = VocoderDataset(corpus, ["LJ001-0003"], CFG, segment_length=seg, mel_cache=cache)[(0, 2)]
+    assert torch.equal(again["audio"], ds[(0, 2)]["audio"])           # a function of the item seed alone
 
 
 def test_crops_without_cache_are_audio_only_and_batch(corpus):
     ids = [u.id for u in read_metadata(corpus)]
-    ds = VocoderDataset(corpus, ids, CFG, segment_length=4096, seed=0)
-    item = ds[1]
+    ds = VocoderDataset(corpus, ids, CFG, segment_length=4096)
+    item = ds[(1, 0)]
     assert set(item) == {"audio"}
     _find(_file_audio(corpus, ids[1]), item["audio"].numpy())        # a contiguous slice of the clip
-    batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=3)))
-    assert batch["audio"].shape == (3, 4096)
+    loader = torch.utils.data.DataLoader(ds, batch_sampler=[[(0, 5), (1, 6), (2, 7)]])
+    assert next(iter(loader))["audio"].shape == (3, 4096)
 
 
 def test_short_clip_is_zero_padded_and_mel_is_of_padded_audio(tmp_path):
@@ -285,7 +283,7 @@ def test_short_clip_is_zero_padded_and_mel_is_of_padded_audio(tmp_path):
     cache = MelCache(tmp_path / "cache", CFG)
     cache.build(root)
     seg = 28 * HOP
-    item = VocoderDataset(root, ["S-1"], CFG, segment_length=seg, mel_cache=cache)[0]
+    item = VocoderDataset(root, ["S-1"], CFG, segment_length=seg, mel_cache=cache)[(0, 0)]
     audio, mel = item["audio"].numpy(), item["mel"].numpy()
     np.testing.assert_array_equal(audio[:n], _file_audio(root, "S-1"))
     assert not audio[n:].any()
@@ -301,14 +299,13 @@ def test_whole_clips_peak_normalize_and_preload_equivalence(corpus, tmp_path):
     cache = MelCache(tmp_path / "cache", CFG, peak_normalize=True)
     cache.build(corpus)
     for preload in (True, False):
-        ds = VocoderDataset(corpus, ids, CFG, mel_cache=cache, peak_normalize=True, whole_clips=True,
-                            preload=preload)
-        item = ds[1]
+        clips = Clips(corpus, ids, CFG, mel_cache=cache, peak_normalize=True, preload=preload)
+        item = clips[1]
         raw = _file_audio(corpus, "LJ001-0004")
         n = len(raw) // HOP * HOP
         assert item["id"] == "LJ001-0004" and item["audio"].shape == (n,) and item["mel"].shape == (80, n // HOP)
         np.testing.assert_allclose(item["audio"].numpy(), 0.95 * raw[:n] / np.abs(raw).max(), rtol=1e-6)
-    crops = [VocoderDataset(corpus, ids, CFG, segment_length=2048, preload=p, seed=4)[0]["audio"]
+    crops = [VocoderDataset(corpus, ids, CFG, segment_length=2048, preload=p)[(0, 4)]["audio"]
              for p in (True, False)]
     assert torch.equal(*crops)
     with pytest.raises(UserInputError, match="peak_normalize"):

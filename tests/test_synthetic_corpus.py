@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from wavegrad.data.ljspeech import check_corpus, read_metadata
+from wavegrad.data import check_corpus, read_metadata
 from wavegrad.data.synthetic import make_speech_like_corpus, synthesize_clip
 from wavegrad.errors import UserInputError
 

@@ -2,6 +2,8 @@
 
 A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, so that
 ``torch.load(weights_only=True)`` can read it and a pickle carrying code is refused, never run.
+Training writes them (:mod:`wavegrad.training.trainer`), inference reads them (:mod:`wavegrad.vocoder`,
+:mod:`wavegrad.images`): the module sits below both.
 """
 from __future__ import annotations
 
@@ -13,8 +15,8 @@ from typing import Any, Iterator
 
 import torch
 
-from ..errors import UserInputError
-from ..utils import atomic_path
+from .errors import UserInputError
+from .utils import atomic_path
 
 FORMAT = "wavegrad-checkpoint"
 VERSION = 1
@@ -24,8 +26,10 @@ _NAME = re.compile(r"^step-(\d{8,})\.pt$")
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     """Write ``payload`` (plus format and version) atomically: a crash leaves the old file intact."""
     path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, "version": VERSION, **payload}, tmp)
+    # through a file object: torch.save names the zip's records after a *path* it is given (here the
+    # random temporary name), which would make equal checkpoints differ byte for byte
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save({"format": FORMAT, "version": VERSION, **payload}, f)
     return path
 
 
@@ -76,6 +80,21 @@ def rebuilding_from(path: str | Path, kind: str, fix: str) -> Iterator[None]:
         first = str(e).strip().splitlines()[0][:120] if str(e).strip() else ""
         raise UserInputError(f"{path}: a damaged or incompatible {kind} checkpoint ({type(e).__name__}: "
                              f"{first}); {fix}") from None
+
+
+def check_resumable(ckpt: dict[str, Any], path: str | Path, identity: dict[str, Any]) -> None:
+    """Refuse to resume from a checkpoint whose ``identity`` entries (family, model config, mel config,
+    dataset, ...) differ from this run's, naming the first that differs."""
+    for key, want in identity.items():
+        have = ckpt.get(key)
+        if have != want:
+            raise UserInputError(f"{path}: cannot resume: its {key} ({_short(have)}) differs from this run's "
+                                 f"({_short(want)}); use a new --run-dir or the same settings")
+
+
+def _short(value: Any, n: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= n else text[: n - 3] + "..."
 
 
 def checkpoint_name(step: int) -> str:

@@ -13,7 +13,7 @@ from typing import Literal
 
 import numpy as np
 
-from ..errors import UserInputError
+from ..errors import UserInputError, first_line
 from ..utils import atomic_path
 
 log = logging.getLogger(__name__)
@@ -33,8 +33,7 @@ def _open(path: Path):
     try:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)               # [T, C]
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UserInputError(f"cannot read audio file {path} ({first}); "
+        raise UserInputError(f"cannot read audio file {path} ({first_line(exc)}); "
                              "convert it to WAV/FLAC (e.g. with ffmpeg or sox)") from None
     return data, int(sr)
 
@@ -78,6 +77,44 @@ def read_audio(path: str | os.PathLike, sample_rate: int, *, mono: Literal["mix"
         wav = _resample(wav, file_sr, sample_rate)
         log.info("resampled %s from %d Hz to %d Hz (soxr_hq)", path, file_sr, sample_rate)
     return np.ascontiguousarray(wav, dtype=np.float32)
+
+
+def read_pcm(path: str | os.PathLike, sample_rate: int, start: int = 0, stop: int | None = None) -> np.ndarray:
+    """Samples ``[start, stop)`` of a mono file at exactly ``sample_rate``, for training data readers.
+
+    16-bit PCM files come back as int16 (2 bytes per sample: a corpus can be held in memory), anything
+    else as float32; :func:`pcm_to_float` converts. No resampling or mixing: a corpus file at another
+    rate or with several channels is an error that names the file and the corpus check that lists them all.
+    """
+    import soundfile as sf
+
+    path = Path(path)
+    try:
+        info = sf.info(str(path))
+        if info.channels != 1 or info.samplerate != sample_rate:
+            raise UserInputError(f"{path} is {info.channels}-channel at {info.samplerate} Hz, expected mono "
+                                 f"{sample_rate} Hz; run `python data_prep/ljspeech.py check DATA_DIR`")
+        dtype = "int16" if info.subtype == "PCM_16" else "float32"
+        wav, _ = sf.read(str(path), start=start, stop=stop, dtype=dtype)
+    except UserInputError:
+        raise
+    except Exception as exc:  # libsndfile raises several types for missing or broken files
+        raise UserInputError(f"cannot read {path} ({first_line(exc)}); run `python data_prep/ljspeech.py check "
+                             "DATA_DIR` to list every broken file") from None
+    return wav
+
+
+def pcm_to_float(wav: np.ndarray) -> np.ndarray:
+    """int16 -> float32 in [-1, 1) with soundfile's scaling (x / 32768); float32 passes through."""
+    if wav.dtype == np.int16:
+        return wav.astype(np.float32) / np.float32(32768.0)
+    return wav.astype(np.float32, copy=False)
+
+
+def peak_normalize(wav: np.ndarray) -> np.ndarray:
+    """HiFi-GAN's ``0.95 * x / max|x|`` (silent clips are left alone)."""
+    peak = float(np.abs(wav).max()) if wav.size else 0.0
+    return wav * np.float32(0.95 / peak) if peak > 0 else wav
 
 
 def _resample(wav: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:

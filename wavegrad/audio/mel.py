@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ..errors import UserInputError
-from ..utils import dataclass_from_dict
+from ..config import from_dict
 
 # Added under the square root of |STFT|^2, exactly as HiFi-GAN does (sqrt(re^2 + im^2 + 1e-9)).
 # Why: d sqrt(p)/dp is infinite at p = 0, so a featurizer used inside a loss (mel L1 on generated
@@ -109,13 +109,20 @@ class MelConfig:
         return cls(sample_rate=24000, n_fft=2048, hop_length=300, win_length=1200, n_mels=128,
                    f_min=20.0, f_max=12000.0, log_floor=1e-5)
 
+    @classmethod
+    def preset(cls, name: str) -> "MelConfig":
+        """A named convention: ``MelConfig.preset("hifigan")`` (the default); see ``MEL_PRESETS``."""
+        if name not in MEL_PRESETS:
+            raise UserInputError(f"unknown mel preset {name!r}; choose from {', '.join(MEL_PRESETS)}")
+        return getattr(cls, MEL_PRESETS[name])()
+
     # ---- (de)serialisation -----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "MelConfig":
-        return dataclass_from_dict(cls, d)
+        return from_dict(cls, dict(d))
 
     def fingerprint(self) -> str:
         """First 12 hex digits of sha1 over the sorted-key JSON of all fields (mel cache key)."""
@@ -137,6 +144,10 @@ class MelConfig:
 
     def num_frames(self, num_samples: int) -> int:
         return num_samples // self.hop_length
+
+
+# name -> the MelConfig classmethod that builds it
+MEL_PRESETS = {"hifigan": "hifigan_22k", "wavegrad-paper-24k": "paper_24k"}
 
 
 def mel_basis(cfg: MelConfig) -> np.ndarray:

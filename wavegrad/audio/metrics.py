@@ -142,14 +142,26 @@ def log_mel_l1(ref: Any, est: Any, mel_config: MelConfig | None = None) -> float
     ``M`` is the package's mel front end (:class:`MelFeaturizer`, HiFi-GAN convention: natural log of
     max(mel, 1e-5)), the same features the vocoder is conditioned on, averaged over all bands and
     frames. A pure gain ``g`` gives exactly ``|ln g|`` where both mels are above the floor.
-    Length rule hop: ``mel_config.hop_length``.
+    ``ref`` and ``est`` are one clip each (``[T]``) or a batch of clips (``[B, T]``, each pair under the
+    length rule); a batch gives the mean of the per-clip values. Length rule hop: ``mel_config.hop_length``.
     """
     cfg = mel_config if mel_config is not None else MelConfig()
-    ref, est = _pair(ref, est, cfg.hop_length, cfg.min_length)
-    feat = _featurizer(cfg)
-    with torch.no_grad():
-        mels = feat(torch.from_numpy(np.stack([ref, est])).float())                 # [2, n_mels, frames]
-    return float((mels[0] - mels[1]).abs().mean())
+    refs, ests = _clips(ref, "reference"), _clips(est, "estimate")
+    if len(refs) != len(ests):
+        raise UserInputError(f"log_mel_l1: {len(refs)} reference clip(s) but {len(ests)} estimate(s); pair them up")
+    feat, values = _featurizer(cfg), []
+    for r, e in zip(refs, ests):
+        r, e = _pair(r, e, cfg.hop_length, cfg.min_length)
+        with torch.no_grad():
+            mels = feat(torch.from_numpy(np.stack([r, e])).float())                 # [2, n_mels, frames]
+        values.append(float((mels[0] - mels[1]).abs().mean()))
+    return float(np.mean(values))
+
+
+def _clips(x: Any, name: str) -> list[Any]:
+    """``[T]`` -> one clip; ``[B, T]`` -> B clips (other ranks are left to _as_signal's error)."""
+    ndim = getattr(x, "ndim", None)
+    return list(x) if ndim == 2 else [x]
 
 
 def lsd(ref: Any, est: Any, n_fft: int = 2048, hop: int = 512) -> float:
