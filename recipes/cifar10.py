@@ -4,7 +4,8 @@
     python recipes/cifar10.py --data-dir data/cifar10                       # Ho et al. 2020 (a GPU job)
     python recipes/cifar10.py --data-dir data/cifar10 --mixed-precision bf16
     python recipes/cifar10.py --data-dir data/cifar10 --quick               # a tiny net, ~2 min on CPU
-    python recipes/cifar10.py --data-dir data/cifar10 --class-cond true --val-guidance 1
+    python recipes/cifar10.py --data-dir data/cifar10 --class-cond --val-guidance 1
+    torchrun --nproc_per_node 8 recipes/cifar10.py --data-dir data/cifar10  # one job of 8 ranks
 
 DATA_DIR holds data_batch_1 ... data_batch_5, test_batch and batches.meta (or cifar-10-batches-py/ with
 them); `python data_prep/images.py download cifar10 DATA_DIR` fetches them. Nothing downloads here.
@@ -24,21 +25,22 @@ from __future__ import annotations
 
 import sys
 
+from wavegrad.config import replace
 from wavegrad.models.image_unet import ImageUNetConfig
-from wavegrad.training.image_task import recipe_main
+from wavegrad.training.runs import ImageRun, image_recipe
 
 PRESETS = {
-    "paper": {"model": ImageUNetConfig.cifar10(),
-              "train": {"run_dir": "runs/cifar10", "batch_size": 128, "lr": 2e-4, "lr_warmup_steps": 5000,
-                        "grad_clip": 1.0, "ema_decay": 0.9999, "max_steps": 800_000, "loss": "l2",
-                        "log_every": 100, "val_every": 5000, "ckpt_every": 5000, "num_workers": 4},
-              "data": {"random_flip": True, "val_n": 64, "val_steps": 100}},
-    "quick": {"model": ImageUNetConfig.tiny(32, 3),
-              "train": {"run_dir": "runs/cifar10-quick", "batch_size": 16, "lr": 1e-3, "lr_warmup_steps": 50,
-                        "grad_clip": 1.0, "ema_decay": 0.999, "max_steps": 100_000, "max_minutes": 1.5,
-                        "loss": "l2", "log_every": 25, "val_every": 500, "ckpt_every": 500, "num_workers": 0},
-              "data": {"random_flip": True, "val_n": 16, "val_steps": 25}},
+    "paper": replace(ImageRun(dataset="cifar10", model=ImageUNetConfig.cifar10()), **{
+        "train.run_dir": "runs/cifar10", "train.batch_size": 128, "train.lr": 2e-4, "train.lr_warmup_steps": 5000,
+        "train.grad_clip": 1.0, "train.ema_decay": 0.9999, "train.max_steps": 800_000, "train.loss": "l2",
+        "train.log_every": 100, "train.val_every": 5000, "train.ckpt_every": 5000, "train.num_workers": 4,
+        "data.random_flip": True, "data.val_n": 64, "data.val_steps": 100}),
+    "quick": replace(ImageRun(dataset="cifar10", model=ImageUNetConfig.tiny(32, 3)), **{
+        "train.run_dir": "runs/cifar10-quick", "train.batch_size": 16, "train.lr": 1e-3, "train.lr_warmup_steps": 50,
+        "train.grad_clip": 1.0, "train.ema_decay": 0.999, "train.max_steps": 100_000, "train.max_minutes": 1.5,
+        "train.loss": "l2", "train.log_every": 25, "train.val_every": 500, "train.ckpt_every": 500,
+        "train.num_workers": 0, "data.random_flip": True, "data.val_n": 16, "data.val_steps": 25}),
 }
 
 if __name__ == "__main__":
-    sys.exit(recipe_main("cifar10", PRESETS, __doc__.split("\n\n")[0]))
+    sys.exit(image_recipe("cifar10", PRESETS, __doc__.split("\n\n")[0]))

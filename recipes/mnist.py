@@ -3,7 +3,8 @@
 
     python recipes/mnist.py --data-dir data/mnist                 # the full preset (a GPU job, ~6.5M params)
     python recipes/mnist.py --data-dir data/mnist --quick         # a tiny net, ~2 min on CPU
-    python recipes/mnist.py --data-dir data/mnist --class-cond true --val-guidance 2
+    python recipes/mnist.py --data-dir data/mnist --class-cond --val-guidance 2
+    torchrun --nproc_per_node 2 recipes/mnist.py --data-dir data/mnist   # one job of 2 ranks
 
 DATA_DIR holds train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz] (and t10k-... for the held-out
 metric), directly or in torchvision's MNIST/raw/; `python data_prep/images.py download mnist DATA_DIR`
@@ -21,21 +22,22 @@ from __future__ import annotations
 
 import sys
 
+from wavegrad.config import replace
 from wavegrad.models.image_unet import ImageUNetConfig
-from wavegrad.training.image_task import recipe_main
+from wavegrad.training.runs import ImageRun, image_recipe
 
 PRESETS = {
-    "paper": {"model": ImageUNetConfig.mnist(),
-              "train": {"run_dir": "runs/mnist", "batch_size": 128, "lr": 2e-4, "lr_warmup_steps": 5000,
-                        "grad_clip": 1.0, "ema_decay": 0.9999, "max_steps": 100_000, "loss": "l2",
-                        "log_every": 100, "val_every": 5000, "ckpt_every": 5000, "num_workers": 4},
-              "data": {"random_flip": False, "val_n": 64, "val_steps": 100}},
-    "quick": {"model": ImageUNetConfig.tiny(28, 1),
-              "train": {"run_dir": "runs/mnist-quick", "batch_size": 16, "lr": 1e-3, "lr_warmup_steps": 50,
-                        "grad_clip": 1.0, "ema_decay": 0.999, "max_steps": 100_000, "max_minutes": 1.5,
-                        "loss": "l2", "log_every": 25, "val_every": 500, "ckpt_every": 500, "num_workers": 0},
-              "data": {"random_flip": False, "val_n": 16, "val_steps": 25}},
+    "paper": replace(ImageRun(dataset="mnist", model=ImageUNetConfig.mnist()), **{
+        "train.run_dir": "runs/mnist", "train.batch_size": 128, "train.lr": 2e-4, "train.lr_warmup_steps": 5000,
+        "train.grad_clip": 1.0, "train.ema_decay": 0.9999, "train.max_steps": 100_000, "train.loss": "l2",
+        "train.log_every": 100, "train.val_every": 5000, "train.ckpt_every": 5000, "train.num_workers": 4,
+        "data.random_flip": False, "data.val_n": 64, "data.val_steps": 100}),
+    "quick": replace(ImageRun(dataset="mnist", model=ImageUNetConfig.tiny(28, 1)), **{
+        "train.run_dir": "runs/mnist-quick", "train.batch_size": 16, "train.lr": 1e-3, "train.lr_warmup_steps": 50,
+        "train.grad_clip": 1.0, "train.ema_decay": 0.999, "train.max_steps": 100_000, "train.max_minutes": 1.5,
+        "train.loss": "l2", "train.log_every": 25, "train.val_every": 500, "train.ckpt_every": 500,
+        "train.num_workers": 0, "data.random_flip": False, "data.val_n": 16, "data.val_steps": 25}),
 }
 
 if __name__ == "__main__":
-    sys.exit(recipe_main("mnist", PRESETS, __doc__.split("\n\n")[0]))
+    sys.exit(image_recipe("mnist", PRESETS, __doc__.split("\n\n")[0]))

@@ -10,8 +10,10 @@ from wavegrad.data.images import generated_images, write_cifar10, write_mnist
 from wavegrad.diffusion import sample
 from wavegrad.errors import UserInputError
 from wavegrad.models.image_unet import ImageUNetConfig, guided_denoiser
-from wavegrad.training.checkpoint import load_checkpoint, save_checkpoint
-from wavegrad.training.image_task import ImageDataConfig, ImageTask, load_image_checkpoint, sample_images
+from wavegrad.checkpoint import load_checkpoint, save_checkpoint
+from wavegrad.images import load_image_checkpoint, sample_images
+from wavegrad.training.image_task import ImageDataConfig, ImageTask
+from wavegrad.training.runs import image_recipe
 from wavegrad.training.trainer import TrainConfig, Trainer
 
 ROOT = Path(__file__).parent.parent
@@ -91,7 +93,7 @@ def test_label_dropout_follows_item_seeds():
 def test_resume_refuses_another_model(tmp_path):
     path = Trainer(_task(), _cfg(tmp_path, max_steps=1)).fit()
     other = Trainer(_task(num_classes=10), _cfg(tmp_path / "x", max_steps=1))
-    with pytest.raises(UserInputError, match="different model"):
+    with pytest.raises(UserInputError, match="cannot resume: its model_config"):
         other.resume(path)
 
 
@@ -111,9 +113,9 @@ FAST_RECIPE = ["--quick", "--max-steps", "2", "--val-every", "2", "--val-n", "4"
 def test_mnist_recipe_runs_on_gzipped_idx_files(tmp_path, capsys):
     imgs, labels = generated_images(16, 28, 1)
     write_mnist(tmp_path / "mnist", imgs, labels, gz=True)
-    code = _recipe("mnist").recipe_main("mnist", _recipe("mnist").PRESETS, "t",
-                                        ["--data-dir", str(tmp_path / "mnist"), "--run-dir", str(tmp_path / "run"),
-                                         "--class-cond", "true", *FAST_RECIPE])
+    code = image_recipe("mnist", _recipe("mnist").PRESETS, "t",
+                        ["--data-dir", str(tmp_path / "mnist"), "--run-dir", str(tmp_path / "run"), "--class-cond",
+                         *FAST_RECIPE])
     out = capsys.readouterr().out
     assert code == 0, out
     assert (tmp_path / "run" / "checkpoints" / "step-00000002.pt").is_file()
@@ -126,16 +128,16 @@ def test_cifar10_recipe_runs_on_pickle_batches(tmp_path, capsys):
     imgs, labels = generated_images(20, 32, 3)
     write_cifar10(tmp_path / "c", imgs, labels)
     mod = _recipe("cifar10")
-    code = mod.recipe_main("cifar10", mod.PRESETS, "t", ["--data-dir", str(tmp_path / "c"), "--run-dir",
-                                                         str(tmp_path / "run"), *FAST_RECIPE])
+    code = image_recipe("cifar10", mod.PRESETS, "t", ["--data-dir", str(tmp_path / "c"), "--run-dir",
+                                                      str(tmp_path / "run"), *FAST_RECIPE])
     assert code == 0
     assert (tmp_path / "run" / "samples" / "step-00000002" / "grid.png").is_file()
 
 
 def test_recipe_without_data_gives_one_line(tmp_path, capsys):
     mod = _recipe("cifar10")
-    code = mod.recipe_main("cifar10", mod.PRESETS, "t", ["--data-dir", str(tmp_path / "none"), "--quick",
-                                                         "--run-dir", str(tmp_path / "run")])
+    code = image_recipe("cifar10", mod.PRESETS, "t", ["--data-dir", str(tmp_path / "none"), "--quick",
+                                                      "--run-dir", str(tmp_path / "run")])
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1 and "data_prep/images.py" in err
 
@@ -179,7 +181,7 @@ def test_sample_cli_writes_a_png_grid(ckpts, tmp_path, capsys):
     ("cond", ["--n", -3], "--n must be"),
     ("cond", ["--steps", 0], "--steps must be"),
     ("cond", ["--steps", 5000], "exceeds"),
-    ("cond", ["--eta", 2], "--eta"),
+    ("cond", ["--eta", 2], "--eta must lie in [0, 1]"),
     ("cond", ["--guidance", -1], "--guidance"),
 ])
 def test_sample_cli_bad_input_one_line_exit_2(ckpts, tmp_path, capsys, which, extra, msg):
@@ -194,3 +196,22 @@ def test_sample_cli_bad_input_one_line_exit_2(ckpts, tmp_path, capsys, which, ex
 def test_sample_cli_refuses_non_png_output(ckpts, tmp_path, capsys):
     assert cli([ckpts["cond"], "--out", tmp_path / "g.jpg"]) == 2
     assert ".png" in capsys.readouterr().err
+
+
+def test_mnist_recipe_under_torchrun_is_one_job_of_two_ranks(tmp_path):
+    """The recipe path users run for data parallelism: rank 0 alone writes and reports."""
+    import os
+    import subprocess
+    import sys
+    imgs, labels = generated_images(16, 28, 1)
+    write_mnist(tmp_path / "mnist", imgs, labels, gz=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+                        str(ROOT / "recipes" / "mnist.py"), "--data-dir", str(tmp_path / "mnist"), "--run-dir",
+                        str(tmp_path / "run"), "--batch-size", "4", *FAST_RECIPE], capture_output=True, text=True,
+                       timeout=300, env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("trained to step 2") == 1, r.stdout
+    import json
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["processes"] == 2
+    assert (tmp_path / "run" / "checkpoints" / "step-00000002.pt").is_file()

@@ -2,7 +2,7 @@ import pytest
 import torch
 from scipy import stats
 
-from wavegrad.diffusion import NoiseSchedule, diffusion_loss, draw_noise_level, eps_loss, q_sample
+from wavegrad.diffusion import NoiseSchedule, diffusion_loss, draw_noise_level, eps_loss, q_sample, training_noise
 
 
 def test_noise_level_draw_is_uniform_within_its_bracket():
@@ -70,9 +70,19 @@ def test_diffusion_loss_of_the_optimal_denoiser_is_the_bayes_error():
     """x0 = 0 exactly: the optimal eps-predictor is x/sqrt(1-l²), whose L2 loss is 0."""
     s = NoiseSchedule.linear(1000)
     opt = lambda x, l: x / (1 - l[:, None] ** 2).sqrt()
-    loss = diffusion_loss(opt, torch.zeros(64, 32), s, kind="l2", generator=torch.Generator().manual_seed(0))
+    level, z = training_noise(s, (64, 32), generator=torch.Generator().manual_seed(0))
+    loss = diffusion_loss(opt, torch.zeros(64, 32), level, z, kind="l2")
     assert loss.item() < 1e-10
     zero = lambda x, l: torch.zeros_like(x)
     # predicting 0 costs E|eps| = sqrt(2/pi) under L1
-    loss = diffusion_loss(zero, torch.zeros(256, 512), s, kind="l1", generator=torch.Generator().manual_seed(0))
+    level, z = training_noise(s, (256, 512), generator=torch.Generator().manual_seed(0))
+    loss = diffusion_loss(zero, torch.zeros(256, 512), level, z, kind="l1")
     assert loss.item() == pytest.approx((2 / torch.pi) ** 0.5, rel=0.01)
+
+
+def test_training_noise_draws_the_level_then_the_noise_from_one_generator():
+    s = NoiseSchedule.linear(100, 1e-3, 0.1)
+    level, z = training_noise(s, (5, 7), generator=torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(3)
+    assert torch.equal(level, draw_noise_level(s, 5, generator=g))
+    assert torch.equal(z, torch.randn(5, 7, generator=g))

@@ -7,7 +7,7 @@ import torch
 from wavegrad import Vocoder
 from wavegrad.audio import MelConfig
 from wavegrad.cli import main
-from wavegrad.data.ljspeech import write_splits
+from wavegrad.data import write_splits
 from wavegrad.data.synthetic import make_speech_like_corpus
 from wavegrad.diffusion import NoiseSchedule
 from wavegrad.models import WaveGrad, WaveGradConfig
@@ -56,7 +56,7 @@ def test_benchmark_writes_table_csv_json_png(setup, capsys):
 
 @pytest.mark.parametrize("flags, msg", [(["--samplers", "euler"], "unknown sampler"),
                                         (["--steps", "2000"], "--steps must lie"),
-                                        (["--steps", "a,b"], "comma-separated")])
+                                        (["--steps", "a,b"], "comma-separated int")])
 def test_benchmark_bad_flags_exit_2(setup, capsys, flags, msg):
     d, ckpt = setup
     assert main(["benchmark", str(ckpt), "--data-dir", str(d / "corpus"), "--no-optional", *flags]) == 2

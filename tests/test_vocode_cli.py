@@ -217,8 +217,7 @@ def test_bad_flags(flags, match, ckpt, tmp_path, capsys):
 
 
 def test_help_states_the_validation_policy(capsys):
-    with pytest.raises(SystemExit):
-        cli(["vocode", "--help"])
+    assert cli(["vocode", "--help"]) == 0
     assert "validated before any is vocoded" in " ".join(capsys.readouterr().out.split())
 
 

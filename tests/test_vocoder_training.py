@@ -1,4 +1,9 @@
 """End to end on a generated LJSpeech-layout corpus: train the tiny WaveGrad, checkpoint, resume, vocode."""
+import argparse
+import hashlib
+import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -7,14 +12,15 @@ import pytest
 import torch
 
 from wavegrad import Vocoder
-from wavegrad.data.ljspeech import write_splits
+from wavegrad.data import write_splits
 from wavegrad.data.synthetic import make_speech_like_corpus
-from wavegrad.training.checkpoint import list_checkpoints
-from wavegrad.training.cli import parse, train_from_args
+from wavegrad.checkpoint import list_checkpoints
+from wavegrad.config import add_arguments, from_args
+from wavegrad.training.runs import VocoderRun, add_resume, train_vocoder
 
 ROOT = Path(__file__).parent.parent
 FAST = ["--model", "tiny", "--batch-size", "2", "--segment-length", "2048", "--num-workers", "0",
-        "--val-clips", "1", "--val-seconds", "0.25", "--val-steps", "3", "--log-every", "1", "--cpu", "true"]
+        "--val-clips", "1", "--val-seconds", "0.25", "--val-steps", "3", "--log-every", "1", "--cpu"]
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +32,12 @@ def corpus(tmp_path_factory):
 
 
 def run(corpus, run_dir, *extra):
-    args = parse(["--data-dir", str(corpus), "--run-dir", str(run_dir), *FAST, *extra], {}, "tiny", "test")
-    return train_from_args(args)
+    """What `wavegrad train` does with these flags, in process."""
+    parser = argparse.ArgumentParser()
+    add_resume(parser)
+    add_arguments(parser, VocoderRun)
+    args = parser.parse_args(["--data-dir", str(corpus), "--run-dir", str(run_dir), *FAST, *extra])
+    return train_vocoder(from_args(VocoderRun, args), resume=args.resume)
 
 
 def test_train_validate_checkpoint_resume_vocode(corpus, tmp_path):
@@ -52,7 +62,7 @@ def test_train_validate_checkpoint_resume_vocode(corpus, tmp_path):
 
 def test_training_from_a_mel_cache(corpus, tmp_path):
     from wavegrad.audio import MelConfig
-    from wavegrad.data.ljspeech import MelCache, load_split
+    from wavegrad.data import MelCache, load_split
     MelCache(tmp_path / "mels", MelConfig()).build(corpus, load_split(corpus, "train"))
     trainer, path = run(corpus, tmp_path / "r", "--max-steps", "2", "--val-every", "0",
                         "--mel-cache-dir", str(tmp_path / "mels"))
@@ -71,7 +81,7 @@ def test_loss_falls_on_the_speech_like_corpus(corpus, tmp_path):
 @pytest.mark.parametrize("flags, msg", [
     (["--batch-size", "0"], "batch_size"),
     (["--segment-length", "1000"], "multiple of the hop"),
-    (["--mixed-precision", "fp8"], "mixed_precision"),
+    (["--mixed-precision", "fp8"], "invalid choice: 'fp8'"),
     (["--data-dir", "/nonexistent/corpus"], "train.txt"),
 ])
 def test_train_cli_rejects_bad_configs_with_one_line(flags, msg, corpus, tmp_path):
@@ -81,3 +91,64 @@ def test_train_cli_rejects_bad_configs_with_one_line(flags, msg, corpus, tmp_pat
     assert r.returncode == 2, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and msg in r.stderr, r.stderr
     assert not list_checkpoints(tmp_path / "r" / "checkpoints")
+
+
+def _train_cli(corpus, run_dir, *extra, launcher=(), env=None):
+    cmd = [*launcher, "-m", "wavegrad.cli", "train", "--data-dir", str(corpus), "--run-dir", str(run_dir), *FAST,
+           "--val-every", "3", "--ckpt-every", "2", "--max-steps", "3", *extra]
+    full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    return subprocess.run([sys.executable, *cmd] if not launcher else cmd, capture_output=True, text=True, cwd=ROOT,
+                          timeout=300, env=full_env)
+
+
+def test_two_fresh_runs_with_the_same_seed_write_bitwise_equal_checkpoints(corpus, tmp_path):
+    """Same flags, same seed, same CPU: every checkpoint file of a second fresh run equals the first's byte
+    for byte (initial weights, data order, crops, noise, EMA, optimiser state, RNG state, history)."""
+    run_dir = tmp_path / "run"
+    digests = []
+    for _ in range(2):
+        r = _train_cli(corpus, run_dir, "--seed", "7")
+        assert r.returncode == 0, r.stderr
+        files = sorted((run_dir / "checkpoints").glob("*.pt"))
+        assert [p.name for p in files] == ["step-00000002.pt", "step-00000003.pt"]
+        digests.append([hashlib.sha256(p.read_bytes()).hexdigest() for p in files])
+        shutil.rmtree(run_dir)
+    assert digests[0] == digests[1]
+    r = _train_cli(corpus, run_dir, "--seed", "8")             # another seed: other initial weights
+    assert r.returncode == 0, r.stderr
+    assert hashlib.sha256((run_dir / "checkpoints" / "step-00000002.pt").read_bytes()).hexdigest() != digests[0][0]
+
+
+def test_torchrun_on_the_train_cli_is_one_job_of_two_ranks(corpus, tmp_path):
+    """`torchrun --nproc_per_node 2 -m wavegrad.cli train` on CPU: 2 ranks (gloo) on half the global batch
+    each equal 1 process on the whole batch; rank 0 alone writes the run folder."""
+    one = _train_cli(corpus, tmp_path / "one", "--batch-size", "4")
+    assert one.returncode == 0, one.stderr
+    two = _train_cli(corpus, tmp_path / "two", "--batch-size", "4",
+                     launcher=[sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                               "--master_port", "29531"])
+    assert two.returncode == 0, two.stderr
+    assert two.stdout.count("final checkpoint:") == 1, two.stdout       # printed by rank 0 only
+    config = json.loads((tmp_path / "two" / "config.json").read_text())
+    assert config["processes"] == 2 and config["run"]["train"]["batch_size"] == 4
+    a = torch.load(tmp_path / "one" / "checkpoints" / "step-00000003.pt", weights_only=True)
+    b = torch.load(tmp_path / "two" / "checkpoints" / "step-00000003.pt", weights_only=True)
+    for k, v in a["model"].items():
+        # gradient all-reduce sums in another order: float32 rounding only
+        torch.testing.assert_close(b["model"][k], v, rtol=1e-5, atol=1e-6)
+    assert len(list((tmp_path / "two" / "samples" / "step-00000003").glob("*.wav"))) == 1
+
+
+def test_a_launch_whose_ranks_disagree_with_the_environment_stops(monkeypatch, tmp_path):
+    """WORLD_SIZE=2 but a one-process job: one line, before anything is written."""
+    from accelerate import Accelerator
+
+    from toy_task import ToyTask
+    from wavegrad.errors import UserInputError
+    from wavegrad.training.trainer import TrainConfig, Trainer
+    acc = Accelerator(cpu=True)                          # a one-process job ...
+    monkeypatch.setenv("WORLD_SIZE", "2")               # ... in an environment that says two
+    with pytest.raises(UserInputError, match="launched as 2 processes"):
+        Trainer(ToyTask(), TrainConfig(run_dir=str(tmp_path / "r"), batch_size=4, cpu=True, num_workers=0),
+                accelerator=acc)
+    assert not (tmp_path / "r").exists()

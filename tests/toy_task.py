@@ -4,8 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from wavegrad.diffusion import NoiseSchedule, eps_loss, q_sample
-from wavegrad.errors import UserInputError
+from wavegrad.diffusion import NoiseSchedule, diffusion_loss
 
 
 class ToyData:
@@ -44,8 +43,7 @@ class ToyTask:
 
     def loss(self, model, batch, noise):
         x0 = batch["x"]
-        level, eps = noise(x0)
-        return eps_loss(model(q_sample(x0, level, eps), level), eps, "l2")
+        return diffusion_loss(model, x0, *noise(x0), kind="l2")
 
     def validate(self, model, step, writer, out_dir):
         self.validations.append(step)
@@ -54,6 +52,5 @@ class ToyTask:
     def checkpoint_meta(self):
         return {"family": self.family, "model_config": {"dim": 16}}
 
-    def check_compatible(self, ckpt, path):
-        if ckpt.get("family") != self.family:
-            raise UserInputError(f"{path}: not a toy checkpoint")
+    def identity(self):
+        return {"family": self.family}

@@ -62,7 +62,8 @@ import torch
 from tqdm.auto import tqdm
 
 from .audio import MelConfig, MelFeaturizer
-from .diffusion import NoiseSchedule, sample
+from .checkpoint import load_checkpoint, load_family_checkpoint, rebuilding_from, save_checkpoint
+from .diffusion import NoiseSchedule, check_eta, sample
 from .diffusion._util import randn
 from .diffusion.sampling import ddim_step
 from .errors import UserInputError
@@ -107,7 +108,6 @@ def network_autocast(device: torch.device | str, precision: str):
 def save_vocoder_checkpoint(path: str | Path, model: WaveGrad, mel_config: MelConfig,
                             train_schedule: NoiseSchedule, schedules: dict[str, NoiseSchedule] | None = None) -> Path:
     """A minimal inference checkpoint (no optimizer state): the weights serve as EMA and raw weights."""
-    from .training.checkpoint import save_checkpoint
     weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     return save_checkpoint(path, {
         "family": "vocoder", "model_config": model.cfg.to_dict(), "mel_config": mel_config.to_dict(),
@@ -259,16 +259,6 @@ def _check_positive_int(name: str, value, allow_none: bool = False, minimum: int
         raise UserInputError(f"{name} must be an integer >= {minimum}{' or None' if allow_none else ''}, got {value!r}")
 
 
-def _check_eta(eta) -> float:
-    try:
-        eta = float(eta)
-    except (TypeError, ValueError):
-        raise UserInputError(f"eta must be a number in [0, 1] (1: DDPM, 0: DDIM), got {eta!r}") from None
-    if not 0.0 <= eta <= 1.0:
-        raise UserInputError(f"eta must lie in [0, 1] (1: DDPM ancestral, 0: deterministic DDIM), got {eta}")
-    return eta
-
-
 class Vocoder:
     """A WaveGrad network (EMA weights) with its mel front end and its noise schedules."""
 
@@ -289,7 +279,6 @@ class Vocoder:
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu", use_ema: bool = True,
                         precision: str = "fp32") -> "Vocoder":
-        from .training.checkpoint import load_family_checkpoint, rebuilding_from
         check_precision(precision)
         ckpt = load_family_checkpoint(path, "vocoder", "a vocoder")
         with rebuilding_from(path, "vocoder", "re-export it with this wavegrad"):
@@ -303,7 +292,6 @@ class Vocoder:
     def add_schedule(self, path: str | Path, name: str, schedule: NoiseSchedule) -> None:
         """Store ``schedule`` under ``name`` in the checkpoint at ``path`` (atomic: on any failure the
         old file stays intact) and in this Vocoder."""
-        from .training.checkpoint import load_checkpoint, save_checkpoint
         ckpt = load_checkpoint(path)
         ckpt.setdefault("schedules", {})[name] = schedule.to_dict()
         ckpt.pop("format"), ckpt.pop("version")
@@ -366,7 +354,7 @@ class Vocoder:
         squeeze = torch.as_tensor(mel).ndim == 2
         mel = self.check_mel(mel)
         sched = self.resolve_schedule(steps, schedule)
-        eta = _check_eta(eta)
+        eta = check_eta(eta)
         _check_positive_int("chunk_frames", chunk_frames, allow_none=True)
         _check_positive_int("overlap_frames", overlap_frames, minimum=0)
         _check_positive_int("batch_size", batch_size, allow_none=True)
@@ -409,7 +397,7 @@ class Vocoder:
             except UserInputError as e:
                 raise UserInputError(f"mel #{i}: {e}") from None
         sched = self.resolve_schedule(steps, schedule)
-        eta = _check_eta(eta)
+        eta = check_eta(eta)
         _check_positive_int("batch_size", batch_size, allow_none=True)
         if batch_size is None:
             batch_size = 1 if self.device.type == "cpu" else DEFAULT_BATCH_SIZE

@@ -5,6 +5,7 @@ import argparse
 import csv
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..audio import metrics as M
+from ..config import HelpFormatter, add_arguments, from_args, param
 from ..errors import UserInputError
 from ..utils import atomic_path
 from ..vocoder import Vocoder
@@ -23,32 +25,37 @@ SAMPLERS = {"ddpm": "respaced training schedule, ancestral (eta=1)",
 COLUMNS = ["system", "steps", "rtf", "log_mel_l1", "lsd_db", "mrstft", "mcd_db", "pesq_wb", "stoi", "dnsmos_ovrl"]
 
 
-def register(sub, name: str, formatter) -> None:
-    p = sub.add_parser(name, formatter_class=formatter, help="steps vs quality vs speed table for a checkpoint",
+@dataclass
+class BenchmarkConfig:
+    """Which (sampler, steps) pairs `benchmark` runs, on which clips, and where the reports go."""
+
+    steps: tuple[int, ...] = param((1000, 100, 50, 25, 12, 6, 3), "comma-separated step counts")
+    samplers: tuple[str, ...] = param(("ddpm", "ddim", "searched"), "comma-separated samplers",
+                                      choices=tuple(SAMPLERS))
+    split: str = param("test", "split whose clips are vocoded and scored")
+    clips: int = param(4, "clips vocoded per row")
+    seconds: float = param(2.0, "length each clip is cut to")
+    seed: int = param(0, "noise seed")
+    out_dir: str = param("", "folder for benchmark.md/.csv/.json/.png (empty: <run>/benchmark next to the checkpoint)")
+    device: str = param("cpu", "torch device, e.g. cpu, cuda")
+    optional: bool = param(True, "also score PESQ/STOI/DNSMOS/MCD when the eval extra is installed")
+
+    def validate(self, train_steps: int) -> None:
+        if not self.steps or min(self.steps) < 1 or max(self.steps) > train_steps:
+            raise UserInputError(f"--steps must lie in [1, {train_steps}], got {list(self.steps)}")
+        bad = [s for s in self.samplers if s not in SAMPLERS]
+        if bad or not self.samplers:
+            raise UserInputError(f"unknown sampler(s) {bad}; choose from {', '.join(SAMPLERS)}")
+
+
+def register(sub, name: str) -> None:
+    p = sub.add_parser(name, formatter_class=HelpFormatter, help="steps vs quality vs speed table for a checkpoint",
                        description="Vocode held-out test clips with every (sampler, steps) pair and score them "
                                    "against the real audio; writes markdown, CSV, JSON and a PNG plot.")
-    p.add_argument("checkpoint", type=Path)
+    p.add_argument("checkpoint", type=Path, help="a vocoder checkpoint")
     p.add_argument("--data-dir", type=Path, required=True, help="LJSpeech-layout folder with a test.txt split")
-    p.add_argument("--steps", default="1000,100,50,25,12,6,3", help="comma-separated step counts")
-    p.add_argument("--samplers", default="ddpm,ddim,searched", help=f"comma-separated, of {', '.join(SAMPLERS)}")
-    p.add_argument("--split", default="test")
-    p.add_argument("--clips", type=int, default=4)
-    p.add_argument("--seconds", type=float, default=2.0, help="length each clip is cut to")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out-dir", type=Path, default=None, help="default: <run>/benchmark next to the checkpoint")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--no-optional", action="store_true", help="skip PESQ/STOI/DNSMOS/MCD even if installed")
+    add_arguments(p, BenchmarkConfig)
     p.set_defaults(func=run)
-
-
-def _parse_list(text: str, kind, what: str) -> list:
-    try:
-        out = [kind(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise UserInputError(f"--{what} must be a comma-separated list, got {text!r}") from None
-    if not out:
-        raise UserInputError(f"--{what} is empty")
-    return out
 
 
 def score_clips(ref: torch.Tensor, est: torch.Tensor, mel_config, optional: dict) -> dict[str, float]:
@@ -92,25 +99,26 @@ def griffin_lim(voc: Vocoder, clips: EvalClips) -> tuple[torch.Tensor, float]:
 
 
 def run(args: argparse.Namespace) -> int:
-    steps = _parse_list(args.steps, int, "steps")
-    samplers = _parse_list(args.samplers, str, "samplers")
-    bad = [s for s in samplers if s not in SAMPLERS]
-    if bad:
-        raise UserInputError(f"unknown sampler(s) {bad}; choose from {', '.join(SAMPLERS)}")
-    voc = Vocoder.from_checkpoint(args.checkpoint, device=args.device)
-    if max(steps) > len(voc.train_schedule) or min(steps) < 1:
-        raise UserInputError(f"--steps must lie in [1, {len(voc.train_schedule)}], got {steps}")
-    clips = load_eval_clips(voc, args.data_dir, args.split, args.clips, args.seconds)
-    optional = {} if args.no_optional else M.available_optional_metrics()
+    benchmark_checkpoint(args.checkpoint, args.data_dir, from_args(BenchmarkConfig, args))
+    return 0
+
+
+def benchmark_checkpoint(checkpoint: Path, data_dir: Path, cfg: BenchmarkConfig) -> list[dict]:
+    """Every (sampler, steps) row plus ground truth and Griffin-Lim; writes the reports and prints the table."""
+    checkpoint = Path(checkpoint)
+    voc = Vocoder.from_checkpoint(checkpoint, device=cfg.device)
+    cfg.validate(len(voc.train_schedule))
+    clips = load_eval_clips(voc, data_dir, cfg.split, cfg.clips, cfg.seconds)
+    optional = M.available_optional_metrics() if cfg.optional else {}
     sr = voc.mel_config.sample_rate
-    out_dir = args.out_dir or args.checkpoint.parent.parent / "benchmark"
+    out_dir = Path(cfg.out_dir) if cfg.out_dir else checkpoint.parent.parent / "benchmark"
     rows, notes = [], []
     rows.append({"system": "ground truth", "steps": "", "rtf": "",
                  **score_clips(clips.wav, clips.wav, voc.mel_config, optional)})
     gl, gl_t = griffin_lim(voc, clips)
     rows.append({"system": "Griffin-Lim (32 it., seeded)", "steps": 32, "rtf": gl_t / clips.seconds,
                  **score_clips(clips.wav, gl, voc.mel_config, optional)})
-    jobs = [(s, n) for s in samplers for n in sorted(steps, reverse=True)]
+    jobs = [(s, n) for s in cfg.samplers for n in sorted(cfg.steps, reverse=True)]
     for sampler, n in tqdm(jobs, desc="benchmark", unit="run"):
         if sampler == "searched":
             if f"search-{n}" not in voc.schedules:
@@ -119,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
             sched, eta = voc.schedules[f"search-{n}"], 1.0
         else:
             sched, eta = voc.train_schedule.respace(n), (1.0 if sampler == "ddpm" else 0.0)
-        out, took = vocode_clips(voc, clips, sched, eta, args.seed)
+        out, took = vocode_clips(voc, clips, sched, eta, cfg.seed)
         if not torch.isfinite(out).all():
             notes.append(f"{sampler} {n}: non-finite output")
             continue
@@ -128,15 +136,15 @@ def run(args: argparse.Namespace) -> int:
     for name, status in optional.items():
         if status is not True:
             notes.append(f"{name} skipped: {str(status).splitlines()[0]}")
-    meta = {"checkpoint": str(args.checkpoint), "device": str(voc.device), "threads": torch.get_num_threads(),
+    meta = {"checkpoint": str(checkpoint), "device": str(voc.device), "threads": torch.get_num_threads(),
             "torch": torch.__version__, "clips": clips.ids, "seconds_per_clip": clips.wav.shape[1] / sr,
-            "seed": args.seed, "samplers": {s: SAMPLERS[s] for s in samplers},
+            "seed": cfg.seed, "samplers": {s: SAMPLERS[s] for s in cfg.samplers},
             "rtf": "wall-clock seconds per audio-second for the whole batch of clips",
             "mcd": "pysptk mcep order 24, c0 excluded, no DTW (time-aligned)", "notes": notes}
     write_reports(out_dir, rows, meta)
     print(markdown_table(rows, meta))
     print(f"\nwritten: {out_dir}/benchmark.md, .csv, .json, .png")
-    return 0
+    return rows
 
 
 def _fmt(v) -> str:

@@ -27,17 +27,18 @@ class EvalClips:
 
 def load_eval_clips(voc: Vocoder, data_dir: str | Path, split: str, n: int, seconds: float) -> EvalClips:
     """The first ``n`` clips of a split, each cut to the same length (<= ``seconds``, a multiple of the hop)."""
-    from ..data.ljspeech import VocoderDataset, load_split
+    from ..data import Clips, load_split
     cfg = voc.mel_config
-    ids = load_split(data_dir, split)[:n]
-    ds = VocoderDataset(data_dir, ids, cfg, cfg.hop_length, whole_clips=True)
-    wavs = [ds[i]["audio"] for i in range(len(ds))]
+    if n < 1 or not seconds > 0:
+        raise UserInputError(f"need at least one clip of positive length, got {n} clips of {seconds} s")
+    clips = Clips(data_dir, load_split(data_dir, split)[:n], cfg)
+    wavs = [clips[i]["audio"] for i in range(len(clips))]
     hop = cfg.hop_length
     T = min(min(len(w) for w in wavs), int(seconds * cfg.sample_rate)) // hop * hop
     if T < 4 * hop:
         raise UserInputError(f"the {split} clips of {data_dir} are too short to evaluate (need >= {4 * hop} samples)")
     wav = torch.stack([w[:T] for w in wavs]).to(voc.device)  # [B, T]
-    return EvalClips(ids, wav, voc.featurizer(wav), cfg.sample_rate)
+    return EvalClips(clips.store.ids, wav, voc.featurizer(wav), cfg.sample_rate)
 
 
 def vocode_clips(voc: Vocoder, clips: EvalClips, schedule: NoiseSchedule, eta: float, seed: int) -> tuple[torch.Tensor, float]:
@@ -46,7 +47,3 @@ def vocode_clips(voc: Vocoder, clips: EvalClips, schedule: NoiseSchedule, eta: f
     t0 = time.perf_counter()
     out = vocode(voc.model, clips.mel, schedule, eta=eta, generator=g)
     return out, time.perf_counter() - t0
-
-
-def log_mel_l1(voc: Vocoder, clips: EvalClips, out: torch.Tensor) -> float:
-    return (voc.featurizer(out) - clips.mel).abs().mean().item()

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import torch
 
+from ..config import HelpFormatter
+from ..diffusion import check_eta
 from ..errors import UserInputError
 
 DESCRIPTION = """\
@@ -22,9 +24,9 @@ The same --seed, --n and --batch-size give the same grid. The PNG is written ato
 """
 
 
-def register(sub, name: str = "sample", formatter=argparse.HelpFormatter) -> argparse.ArgumentParser:
+def register(sub, name: str = "sample") -> argparse.ArgumentParser:
     p = sub.add_parser(name, help="sample an image grid (PNG) from an image checkpoint", description=DESCRIPTION,
-                       formatter_class=formatter)
+                       formatter_class=HelpFormatter)
     p.add_argument("checkpoint", metavar="CHECKPOINT", type=Path, help="an image checkpoint (recipe output)")
     p.add_argument("--out", required=True, type=Path, metavar="PNG", help="output grid, a .png file")
     p.add_argument("--n", type=int, default=64, help="number of images")
@@ -47,8 +49,7 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UserInputError(f"--n must be >= 1, got {args.n}")
     if args.steps <= 0:
         raise UserInputError(f"--steps must be >= 1, got {args.steps}")
-    if not (0.0 <= args.eta <= 1.0):
-        raise UserInputError(f"--eta must lie in [0, 1] (0 = DDIM, 1 = DDPM), got {args.eta}")
+    check_eta(args.eta, "--eta")
     if not math.isfinite(args.guidance) or args.guidance < 0:
         raise UserInputError(f"--guidance must be a number >= 0, got {args.guidance}")
     if args.batch_size <= 0 or args.nrow < 0:
@@ -62,7 +63,7 @@ def _check_args(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     _check_args(args)
     from ..data.images import save_grid
-    from ..training.image_task import load_image_checkpoint, sample_images
+    from ..images import load_image_checkpoint, sample_images
     try:
         device = torch.device(args.device)
     except RuntimeError:

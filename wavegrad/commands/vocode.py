@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import UserInputError
+from ..config import HelpFormatter
+from ..diffusion import check_eta
+from ..errors import UserInputError, first_line
 
 DEFAULT_STEPS = 50
-DEFAULT_CHUNK_SECONDS = 3.0   # = Vocoder's default window hop of 256 frames at 22.05 kHz
 
 DESCRIPTION = """\
 Vocode log-mels or re-synthesise audio with a trained WaveGrad checkpoint.
@@ -37,9 +38,9 @@ given) uses seed SEED + i. Long inputs are vocoded in overlapping windows of abo
 """
 
 
-def register(sub, name: str = "vocode", formatter=argparse.HelpFormatter) -> argparse.ArgumentParser:
+def register(sub, name: str = "vocode") -> argparse.ArgumentParser:
     p = sub.add_parser(name, help="mel (.npy) or audio -> waveform with a trained checkpoint",
-                       description=DESCRIPTION, formatter_class=formatter)
+                       description=DESCRIPTION, formatter_class=HelpFormatter)
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="a vocoder checkpoint (`wavegrad train` output)")
     p.add_argument("inputs", metavar="INPUT", nargs="+", help=".npy log-mel [n_mels, frames] or an audio file")
     p.add_argument("--out-dir", required=True, metavar="DIR", help="folder for the <input stem>.wav outputs")
@@ -56,9 +57,10 @@ def register(sub, name: str = "vocode", formatter=argparse.HelpFormatter) -> arg
     p.add_argument("--batch-size", type=int, default=None,
                    help="windows (clips or chunks of long clips) per network call (default: 1 on CPU, where one "
                         "window already keeps the cores busy and more only add memory; 4 on GPUs)")
-    p.add_argument("--chunk-seconds", type=float, default=DEFAULT_CHUNK_SECONDS,
-                   help="window hop for long inputs (each window adds 32 frames of overlap); 0 disables chunking "
-                        "(memory then grows with the input's length)")
+    p.add_argument("--chunk-seconds", type=float, default=None,
+                   help="window hop for long inputs, in seconds (each window adds 32 frames of overlap; default: "
+                        "the library's 256 frames, 2.97 s at hop 256 / 22.05 kHz); 0 disables chunking (memory then "
+                        "grows with the input's length)")
     p.set_defaults(func=run)
     return p
 
@@ -75,8 +77,8 @@ def load_mel_npy(path: Path, n_mels: int) -> torch.Tensor:
     try:
         arr = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:  # not a .npy, truncated, or an object array (pickle refused)
-        first = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
-        raise UserInputError(f"cannot read {path} as a .npy array ({first}); save the mel with numpy.save") from None
+        raise UserInputError(f"cannot read {path} as a .npy array ({first_line(e)[:120]}); "
+                             "save the mel with numpy.save") from None
     if not isinstance(arr, np.ndarray):
         raise UserInputError(f"{path} holds an .npz archive, not one array; save a single mel with numpy.save")
     if arr.dtype.kind not in "fiu":
@@ -128,11 +130,10 @@ def _device(name: str) -> torch.device:
 def _check_args(args: argparse.Namespace) -> None:
     if args.steps < 1:
         raise UserInputError(f"--steps must be >= 1, got {args.steps}")
-    if not (0.0 <= args.eta <= 1.0):
-        raise UserInputError(f"--eta must lie in [0, 1] (1: DDPM, 0: DDIM), got {args.eta}")
+    check_eta(args.eta, "--eta")
     if args.batch_size is not None and args.batch_size < 1:
         raise UserInputError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if not math.isfinite(args.chunk_seconds) or args.chunk_seconds < 0:
+    if args.chunk_seconds is not None and (not math.isfinite(args.chunk_seconds) or args.chunk_seconds < 0):
         raise UserInputError(f"--chunk-seconds must be >= 0 (0: no chunking), got {args.chunk_seconds}")
     if args.seed < 0:
         raise UserInputError(f"--seed must be >= 0, got {args.seed}")
@@ -158,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from ..audio import write_audio
-    from ..vocoder import DEFAULT_OVERLAP_FRAMES, Vocoder
+    from ..vocoder import DEFAULT_CHUNK_FRAMES, DEFAULT_OVERLAP_FRAMES, Vocoder
 
     _check_args(args)
     inputs = [Path(p) for p in args.inputs]
@@ -169,7 +170,8 @@ def run(args: argparse.Namespace) -> int:
     voc = Vocoder.from_checkpoint(args.checkpoint, device=device, precision=args.precision)
     voc.resolve_schedule(args.steps, args.schedule)           # a bad --schedule / --steps fails before any work
     sr, hop = voc.mel_config.sample_rate, voc.hop_length
-    chunk_frames = None if args.chunk_seconds == 0 else max(1, round(args.chunk_seconds * sr / hop))
+    chunk_frames = (DEFAULT_CHUNK_FRAMES if args.chunk_seconds is None else
+                    None if args.chunk_seconds == 0 else max(1, round(args.chunk_seconds * sr / hop)))
 
     mels = []                                                  # validate everything first: nothing written on error
     for path in inputs:

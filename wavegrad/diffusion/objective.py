@@ -43,10 +43,17 @@ def eps_loss(eps_hat: torch.Tensor, eps: torch.Tensor, kind: str = "l1") -> torc
     raise ValueError(f"loss must be 'l1' or 'l2', got {kind!r}")
 
 
-def diffusion_loss(denoise: Denoiser, x0: torch.Tensor, schedule: NoiseSchedule, *, kind: str = "l1",
-                   generator: torch.Generator | None = None) -> torch.Tensor:
-    """One Monte-Carlo draw of the eps-prediction objective for a batch ``x0 [B, ...]``."""
-    level = draw_noise_level(schedule, x0.shape[0], generator=generator, device=x0.device)  # [B]
-    noise = randn(x0.shape, generator, x0.device, x0.dtype)  # [B, ...]
-    return eps_loss(denoise(q_sample(x0, level, noise), level), noise, kind)
+def training_noise(schedule: NoiseSchedule, shape: tuple[int, ...], *, generator: torch.Generator | None = None,
+                   device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One training draw for a batch of ``shape = [B, ...]``: the continuous level ``[B]`` and white ``z [B, ...]``,
+    both from ``generator`` (level first), so a seeded generator fixes the whole draw."""
+    level = draw_noise_level(schedule, shape[0], generator=generator, device=device)  # [B]
+    return level, randn(shape, generator, device, dtype)
 
+
+def diffusion_loss(denoise: Denoiser, x0: torch.Tensor, noise_level: torch.Tensor, z: torch.Tensor, *,
+                   kind: str = "l1") -> torch.Tensor:
+    """The eps-prediction objective for a batch ``x0 [B, ...]`` at levels ``[B]`` with white noise ``z``:
+    ``eps_loss(denoise(q_sample(x0, level, z), level), z)`` (Ho et al. 2020, eq. 14; WaveGrad Alg. 1)."""
+    return eps_loss(denoise(q_sample(x0, noise_level, z), noise_level), z, kind)

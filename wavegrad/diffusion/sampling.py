@@ -7,10 +7,23 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
+from ..errors import UserInputError
 from ._util import randn
 from .schedule import NoiseSchedule
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def check_eta(eta, name: str = "eta") -> float:
+    """``eta`` as a float in [0, 1] (1: DDPM ancestral, 0: deterministic DDIM), or a one-line error
+    that calls it ``name`` (the CLI passes its flag)."""
+    try:
+        eta = float(eta)
+    except (TypeError, ValueError):
+        raise UserInputError(f"{name} must be a number in [0, 1] (1: DDPM, 0: DDIM), got {eta!r}") from None
+    if not 0.0 <= eta <= 1.0:
+        raise UserInputError(f"{name} must lie in [0, 1] (1: DDPM ancestral, 0: deterministic DDIM), got {eta}")
+    return eta
 
 
 def ddim_sigma(abar_t: float, abar_prev: float, eta: float) -> float:
@@ -56,8 +69,7 @@ def sample(denoise: Denoiser, shape: tuple[int, ...] | torch.Size, schedule: Noi
     ``x_T`` is drawn from ``generator`` unless given; every later draw comes from it too, so a
     seeded generator reproduces the sample exactly.
     """
-    if not 0.0 <= eta <= 1.0 or math.isnan(eta):
-        raise ValueError(f"eta must lie in [0, 1], got {eta}")
+    eta = check_eta(eta)
     if device is None:
         device = x_T.device if x_T is not None else (generator.device if generator is not None else "cpu")
     x = randn(shape, generator, device, dtype) if x_T is None else x_T.to(device=device, dtype=dtype)

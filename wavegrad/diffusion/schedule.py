@@ -8,9 +8,13 @@ Index 0 of every tensor here is the least noisy step (the paper's t = 1).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import torch
+
+from ..config import param
+from ..errors import UserInputError
 
 
 def _validate_betas(betas: torch.Tensor) -> torch.Tensor:
@@ -122,3 +126,28 @@ def respaced_indices(T: int, n: int) -> torch.Tensor:
 def _check_n(n: int) -> None:
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ValueError(f"the number of steps must be a positive integer, got {n!r}")
+
+
+SCHEDULE_KINDS = ("linear", "cosine")
+
+
+@dataclass
+class ScheduleConfig:
+    """The training noise schedule (the levels a network is trained on; sampling may use any other)."""
+
+    kind: str = param("linear", "beta schedule: linear betas (Ho et al. 2020) or cosine alpha_bar "
+                      "(Nichol & Dhariwal 2021, eq. 17)", choices=SCHEDULE_KINDS, paper="linear")
+    n: int = param(1000, "number of training steps T", paper="1000 (Ho et al. 2020; WaveGrad)")
+    beta_start: float = param(1e-4, "first beta of the linear schedule", paper="1e-4")
+    beta_end: float = param(0.02, "last beta of the linear schedule; 1e-4 ... 0.02 over 1000 steps ends at "
+                            "sqrt(alpha_bar_T) = 0.0064, so sampling's N(0, I) start is faithful", paper="0.02")
+
+    def build(self) -> NoiseSchedule:
+        if self.kind not in SCHEDULE_KINDS:
+            raise UserInputError(f"schedule kind must be one of {', '.join(SCHEDULE_KINDS)}, got {self.kind!r}")
+        try:
+            if self.kind == "linear":
+                return NoiseSchedule.linear(self.n, self.beta_start, self.beta_end)
+            return NoiseSchedule.cosine(self.n)
+        except ValueError as e:
+            raise UserInputError(f"bad schedule config {self}: {e}") from None

@@ -13,7 +13,7 @@ Departures from the paper, and why:
 
 * **Continuous noise level, not a step index.** The sinusoidal embedding reads ``5000 * sqrt(alpha_bar)``
   (:func:`noise_level_embedding`, the vocoder's convention) instead of the integer t, so one network
-  samples with any schedule (the project's one idea, see DESIGN.md). The embedding MLP is the paper's
+  samples with any schedule (the project's one idea, README's "The diffusion core"). The embedding MLP is the paper's
   (dense 4C -> SiLU -> dense 4C).
 * **Class conditioning** (optional, ``num_classes > 0``): a learned embedding of ``num_classes + 1``
   labels is added to the noise embedding; the extra label ``num_classes`` is the "null" label of
@@ -34,6 +34,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..config import from_dict, param
 from ..errors import UserInputError
 from .embedding import noise_level_embedding
 
@@ -49,15 +50,16 @@ class ImageUNetConfig:
     unconditional. Every width ``base_channels * m`` must be divisible by ``norm_groups``.
     """
 
-    image_size: int = 32
-    in_channels: int = 3
-    base_channels: int = 128
-    channel_mults: tuple[int, ...] = (1, 2, 2, 2)
-    num_res_blocks: int = 2
-    attn_resolutions: tuple[int, ...] = (16,)
-    dropout: float = 0.1
-    norm_groups: int = 32
-    num_classes: int = 0
+    image_size: int = param(32, "image height and width", cli=False)
+    in_channels: int = param(3, "image channels", cli=False)
+    base_channels: int = param(128, "width C of the first level", paper="128 (CIFAR-10)")
+    channel_mults: tuple[int, ...] = param((1, 2, 2, 2), "width multiplier of each resolution level",
+                                           paper="1,2,2,2 (CIFAR-10)")
+    num_res_blocks: int = param(2, "residual blocks per level (the up path has one more)", paper="2")
+    attn_resolutions: tuple[int, ...] = param((16,), "feature-map sizes with self-attention", paper="16")
+    dropout: float = param(0.1, "dropout in the residual blocks", paper="0.1 (CIFAR-10)")
+    norm_groups: int = param(32, "GroupNorm groups", paper="32")
+    num_classes: int = param(0, "class labels (0 = unconditional); set from the data set", cli=False)
 
     def __post_init__(self) -> None:
         self.channel_mults = tuple(int(m) for m in self.channel_mults)
@@ -120,11 +122,7 @@ class ImageUNetConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "ImageUNetConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise UserInputError(f"unknown ImageUNetConfig key(s) {unknown}; valid keys are {sorted(known)}")
-        return cls(**dict(d))
+        return from_dict(cls, dict(d))
 
 
 # ---- building blocks ------------------------------------------------------------------------------

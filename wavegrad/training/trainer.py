@@ -3,13 +3,18 @@
 A *task* knows its data and how to turn a batch into a loss; this loop knows optimisation,
 mixed precision, EMA, logging, validation cadence, checkpoints, resume and signals:
 
-    task.model                      the nn.Module to train
+    task.model                      the nn.Module to train (initialised by the task from the run's seed)
     task.train_set                  a Dataset indexed by (index, item_seed) (see sampler.py)
     task.schedule                   the training NoiseSchedule
-    task.loss(model, batch, noise)  scalar loss; noise(x0) -> (noise_level [B], eps [B, ...])
+    task.loss(model, batch, noise)  scalar loss; noise(x0) -> (noise_level [B], z [B, ...]), see objective.py
     task.validate(model, step, writer, out_dir) -> {name: float}   (EMA weights, main process)
     task.checkpoint_meta()          dict stored in every checkpoint (family, model/mel configs…)
-    task.check_compatible(ckpt, path)  raise UserInputError if a checkpoint to resume doesn't fit
+    task.identity()                 the entries of checkpoint_meta() a checkpoint must share to be resumed
+
+Reproducibility: given the same flags, seed and CPU, two fresh runs write bitwise the same checkpoints
+(the task seeds the initial weights, the trainer the global RNG, the data order and every noise draw).
+Parallelism: under ``torchrun --nproc_per_node N`` the ranks form one job (gloo on CPUs, NCCL on GPUs);
+rank 0 alone writes checkpoints, logs and samples.
 """
 from __future__ import annotations
 
@@ -29,39 +34,50 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from ..diffusion import EMA, draw_noise_level
-from ..diffusion._util import randn
+from ..checkpoint import (check_resumable, checkpoint_name, list_checkpoints, load_checkpoint, prune_checkpoints,
+                          save_checkpoint)
+from ..config import from_dict, param, to_dict
+from ..diffusion import EMA, training_noise
 from ..errors import UserInputError
-from ..utils import atomic_path, dataclass_from_dict
-from .checkpoint import (checkpoint_name, list_checkpoints, load_checkpoint, prune_checkpoints,
-                         save_checkpoint)
+from ..utils import atomic_path
 from .sampler import StepBatchSampler, item_seed
+
+
+MIXED_PRECISIONS = ("no", "fp16", "bf16")
+LR_SCHEDULES = ("constant", "cosine")
+LOSSES = ("l1", "l2")
 
 
 @dataclass
 class TrainConfig:
-    run_dir: str = "runs/wavegrad"
-    max_steps: int = 1_000_000          # WaveGrad Base: 1M steps (Chen et al. 2020, §5.1)
-    max_minutes: float = 0.0            # wall-clock budget (0 = none); stops cleanly with a checkpoint
-    batch_size: int = 256               # global batch over all processes (WaveGrad: 256)
-    grad_accum: int = 1
-    lr: float = 2e-4                    # WaveGrad / DDPM: Adam 2e-4
-    adam_betas: tuple[float, float] = (0.9, 0.999)
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0              # max global grad norm (DDPM's TF code clips at 1)
-    lr_warmup_steps: int = 0
-    lr_schedule: str = "constant"       # "constant" | "cosine" (to 10% at max_steps)
-    loss: str = "l1"                    # WaveGrad: L1 (§3.1); DDPM images: l2
-    ema_decay: float = 0.9999
-    ema_warmup: bool = True
-    mixed_precision: str = "no"         # "no" | "fp16" | "bf16"
-    cpu: bool = False                   # force CPU even if a GPU is visible
-    seed: int = 1234
-    num_workers: int = 2
-    log_every: int = 50
-    val_every: int = 5000
-    ckpt_every: int = 5000
-    keep_last: int = 3
+    """Optimisation, precision, logging and checkpoints: everything the shared loop needs."""
+
+    run_dir: str = param("runs/wavegrad", "folder for config.json, checkpoints/, tb/ and samples/")
+    max_steps: int = param(1_000_000, "optimiser steps to train for", paper="1M (WaveGrad Base, §5.1)")
+    max_minutes: float = param(0.0, "wall-clock budget in minutes; stops cleanly with a checkpoint (0 = none)")
+    batch_size: int = param(256, "global batch over all processes and accumulation steps",
+                            paper="256 (WaveGrad), 128 (DDPM CIFAR-10)")
+    grad_accum: int = param(1, "micro-batches accumulated per optimiser step")
+    lr: float = param(2e-4, "Adam learning rate", paper="2e-4 (WaveGrad, DDPM)")
+    adam_betas: tuple[float, float] = param((0.9, 0.999), "Adam (beta1, beta2)", paper="0.9,0.999")
+    weight_decay: float = param(0.0, "Adam weight decay")
+    grad_clip: float = param(1.0, "max global gradient norm (0 = off)", paper="1 (DDPM's TF code)")
+    lr_warmup_steps: int = param(0, "linear learning-rate warm-up steps", paper="5000 (DDPM)")
+    lr_schedule: str = param("constant", "after warm-up: constant, or cosine decay to 10% at max_steps",
+                             choices=LR_SCHEDULES)
+    loss: str = param("l1", "loss on the predicted noise", choices=LOSSES,
+                      paper="l1 (WaveGrad §3.1: better stability), l2 (DDPM eq. 14)")
+    ema_decay: float = param(0.9999, "decay of the exponential moving average of the weights",
+                             paper="0.9999 (DDPM)")
+    ema_warmup: bool = param(True, "ramp the EMA decay as min(decay, (1+n)/(10+n))")
+    mixed_precision: str = param("no", "autocast precision of the forward pass", choices=MIXED_PRECISIONS)
+    cpu: bool = param(False, "train on the CPU even if a GPU is visible")
+    seed: int = param(1234, "seed of everything random: initial weights, data order, crops, noise, dropout")
+    num_workers: int = param(2, "data-loader worker processes per rank")
+    log_every: int = param(50, "steps between logged loss means (0 = never)")
+    val_every: int = param(5000, "steps between validations with the EMA weights (0 = never)")
+    ckpt_every: int = param(5000, "steps between checkpoints (0 = only at the end)")
+    keep_last: int = param(3, "checkpoints kept (0 = all)")
 
     def validate(self) -> None:
         def need(ok: bool, msg: str):
@@ -71,28 +87,24 @@ class TrainConfig:
         need(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
         need(self.grad_accum >= 1, f"grad_accum must be >= 1, got {self.grad_accum}")
         need(math.isfinite(self.lr) and self.lr > 0, f"lr must be a positive number, got {self.lr}")
+        need(len(self.adam_betas) == 2 and all(0 <= b < 1 for b in self.adam_betas),
+             f"adam_betas must be two numbers in [0, 1), got {self.adam_betas}")
         need(self.grad_clip >= 0, f"grad_clip must be >= 0 (0 = off), got {self.grad_clip}")
         need(0 <= self.ema_decay < 1, f"ema_decay must lie in [0, 1), got {self.ema_decay}")
-        need(self.mixed_precision in ("no", "fp16", "bf16"),
+        need(self.mixed_precision in MIXED_PRECISIONS,
              f"mixed_precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
-        need(self.lr_schedule in ("constant", "cosine"),
-             f"lr_schedule must be constant or cosine, got {self.lr_schedule!r}")
-        need(self.loss in ("l1", "l2"), f"loss must be l1 or l2, got {self.loss!r}")
-        for name in ("log_every", "val_every", "ckpt_every"):
-            need(getattr(self, name) >= 0, f"{name} must be >= 0 (0 = never), got {getattr(self, name)}")
+        need(self.lr_schedule in LR_SCHEDULES, f"lr_schedule must be constant or cosine, got {self.lr_schedule!r}")
+        need(self.loss in LOSSES, f"loss must be l1 or l2, got {self.loss!r}")
+        for name in ("log_every", "val_every", "ckpt_every", "keep_last", "num_workers", "lr_warmup_steps"):
+            need(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
         need(self.max_minutes >= 0, f"max_minutes must be >= 0, got {self.max_minutes}")
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["adam_betas"] = list(self.adam_betas)
-        return d
+        return to_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
-        d = dict(d)
-        if "adam_betas" in d:
-            d["adam_betas"] = tuple(d["adam_betas"])
-        return dataclass_from_dict(cls, d)
+        return from_dict(cls, d)
 
 
 def lr_lambda(cfg: TrainConfig) -> Callable[[int], float]:
@@ -132,16 +144,19 @@ class _StopSignal:
 
 
 class Trainer:
-    def __init__(self, task, cfg: TrainConfig, *, accelerator=None):
+    def __init__(self, task, cfg: TrainConfig, *, accelerator=None, run_config: dict[str, Any] | None = None):
         from accelerate import Accelerator
         cfg.validate()
         self.task, self.cfg = task, cfg
+        self.run_config = run_config or {"train": cfg.to_dict()}  # the whole resolved run, for config.json
         if accelerator is None:
             # accelerate keeps mixed precision in a process-wide singleton and refuses a second Trainer
             # (notebook, sweep, tests) with another setting; the process group (PartialState) is kept
             from accelerate.state import AcceleratorState
             AcceleratorState._reset_state(reset_partial_state=False)
-        self.acc = accelerator or Accelerator(cpu=cfg.cpu, mixed_precision=cfg.mixed_precision)
+        self.acc = accelerator or Accelerator(cpu=_use_cpu(cfg.cpu), mixed_precision=cfg.mixed_precision)
+        _check_launch(self.acc)
+        torch.manual_seed(cfg.seed)  # the global RNG (dropout); a resume restores its saved state instead
         if cfg.batch_size % (self.acc.num_processes * cfg.grad_accum):
             raise UserInputError(f"bad training config: batch_size {cfg.batch_size} must be divisible by "
                                  f"processes x grad_accum = {self.acc.num_processes} x {cfg.grad_accum}")
@@ -160,7 +175,7 @@ class Trainer:
     # -- state ------------------------------------------------------------------------------------
     def _payload(self) -> dict[str, Any]:
         unwrapped = self.acc.unwrap_model(self.model)
-        return {**self.task.checkpoint_meta(), "train_config": self.cfg.to_dict(),
+        return {**self.task.checkpoint_meta(), "train_config": self.cfg.to_dict(), "run": self.run_config,
                 "schedule": self.task.schedule.to_dict(), "step": self.step,
                 "model": {k: v.detach().cpu() for k, v in unwrapped.state_dict().items()},
                 "ema": self.ema.state_dict(), "optimizer": self.opt.state_dict(),
@@ -183,7 +198,7 @@ class Trainer:
                 return
             path = found[-1]
         ckpt = load_checkpoint(path)
-        self.task.check_compatible(ckpt, path)
+        check_resumable(ckpt, path, self.task.identity())
         self.acc.unwrap_model(self.model).load_state_dict(ckpt["model"])
         self.ema.load_state_dict(ckpt["ema"])
         self.ema.to(self.acc.device)
@@ -196,7 +211,7 @@ class Trainer:
     def _write_config(self) -> None:
         if self.acc.is_main_process:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            meta = {**self.task.checkpoint_meta(), "train_config": self.cfg.to_dict(),
+            meta = {"run": self.run_config, **self.task.checkpoint_meta(), "train_config": self.cfg.to_dict(),
                     "schedule": {"n": len(self.task.schedule)}, "processes": self.acc.num_processes,
                     "device": str(self.acc.device), "torch": torch.__version__}
             meta.pop("schedules", None)
@@ -205,7 +220,7 @@ class Trainer:
 
     # -- one step ---------------------------------------------------------------------------------
     def _noise_fn(self, micro_step: int, local_batch: int):
-        """noise(x0) -> (level [B], eps [B, ...]) drawn for the GLOBAL batch, sliced to this rank.
+        """noise(x0) -> (level [B], z [B, ...]) drawn for the GLOBAL batch, sliced to this rank.
 
         Drawing the global batch on every rank makes W processes reproduce one process exactly.
         """
@@ -213,10 +228,10 @@ class Trainer:
 
         def noise(x0: torch.Tensor):
             g = torch.Generator().manual_seed(item_seed(self.cfg.seed + 1, micro_step, 0))
-            level = draw_noise_level(self.task.schedule, local_batch * W, generator=g, device=x0.device)
-            eps = randn((local_batch * W, *x0.shape[1:]), g, x0.device, x0.dtype)
+            level, z = training_noise(self.task.schedule, (local_batch * W, *x0.shape[1:]), generator=g,
+                                      device=x0.device, dtype=x0.dtype)
             sl = slice(r * local_batch, (r + 1) * local_batch)
-            return level[sl], eps[sl]
+            return level[sl], z[sl]
         return noise
 
     def _train_step(self, batches) -> tuple[float, float]:
@@ -283,8 +298,10 @@ class Trainer:
                     # the mean over the logging window: single-step diffusion losses are very noisy
                     mean_loss, window = sum(window) / len(window), []
                     self._log(writer, {"train/loss": mean_loss, "train/grad_norm": gnorm,
-                                       "train/lr": self.lr_sched.get_last_lr()[0], "train/steps_per_s": sps,
-                                       "train/samples_per_s": sps * cfg.batch_size})
+                                       "train/lr": self.lr_sched.get_last_lr()[0]})
+                    # speeds go to TensorBoard only: checkpoints hold nothing that depends on the clock
+                    self._log(writer, {"train/steps_per_s": sps, "train/samples_per_s": sps * cfg.batch_size},
+                              history=False)
                 out_of_time = cfg.max_minutes and (time.time() - t0) > 60 * cfg.max_minutes
                 if cfg.val_every and (self.step % cfg.val_every == 0 or self.step == cfg.max_steps or out_of_time):
                     self.run_validation(writer)
@@ -313,10 +330,11 @@ class Trainer:
         self._log(writer, {f"val/{k}": v for k, v in metrics.items()})
         return metrics
 
-    def _log(self, writer, scalars: dict[str, float]) -> None:
+    def _log(self, writer, scalars: dict[str, float], history: bool = True) -> None:
         if not self.acc.is_main_process:
             return
-        self.history.append({"step": self.step, **scalars})
+        if history:
+            self.history.append({"step": self.step, **scalars})
         if writer is not None:
             for k, v in scalars.items():
                 writer.add_scalar(k, v, self.step)
@@ -324,6 +342,30 @@ class Trainer:
 
     _stopping = False
     interrupted = False  # True when a signal ended fit() early
+
+
+def _use_cpu(forced: bool) -> bool:
+    """CPU when asked, or when a multi-process launch finds no GPU: accelerate only forms a gloo
+    process group on CPUs when told ``cpu=True`` (``Accelerator()`` under torchrun on a CPU machine
+    starts N independent single-process trainings that race for the same files)."""
+    return forced or (_launched_world_size() > 1 and not torch.cuda.is_available())
+
+
+def _launched_world_size() -> int:
+    try:
+        return int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        return 1
+
+
+def _check_launch(acc) -> None:
+    """Refuse a launch whose ranks disagree with the environment rather than race on the run folder."""
+    world = _launched_world_size()
+    if world > 1 and acc.num_processes != world:
+        raise UserInputError(f"launched as {world} processes (WORLD_SIZE) but accelerate formed a job of "
+                             f"{acc.num_processes}; the ranks would train independently and overwrite each "
+                             f"other's checkpoints. Launch with torchrun (or `accelerate launch`) on a torch "
+                             f"build with distributed support")
 
 
 def _writer(folder: Path):

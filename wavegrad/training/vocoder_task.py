@@ -1,7 +1,6 @@
-"""The WaveGrad vocoder as a training task for the shared loop (see trainer.py)."""
+"""The mel-conditioned vocoder as a training task for the shared loop (see trainer.py)."""
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,63 +9,54 @@ import numpy as np
 import torch
 
 from ..audio import MelConfig, MelFeaturizer, write_audio
-from ..diffusion import NoiseSchedule, eps_loss, q_sample
+from ..audio.metrics import log_mel_l1
+from ..config import param, to_dict
+from ..diffusion import ScheduleConfig, diffusion_loss
 from ..errors import UserInputError
 from ..models import WaveGrad, WaveGradConfig
 from ..vocoder import vocode
 
 
 @dataclass
-class ScheduleConfig:
-    """The training schedule. Default: Ho et al.'s linear 1e-4 … 0.02 over 1000 steps, whose noisiest
-    level sqrt(alpha_bar_T) = 0.0064 makes the N(0, I) start of sampling a faithful one."""
-    kind: str = "linear"       # "linear" | "cosine"
-    n: int = 1000
-    beta_start: float = 1e-4
-    beta_end: float = 0.02
-
-    def build(self) -> NoiseSchedule:
-        if self.kind == "linear":
-            return NoiseSchedule.linear(self.n, self.beta_start, self.beta_end)
-        if self.kind == "cosine":
-            return NoiseSchedule.cosine(self.n)
-        raise UserInputError(f"schedule kind must be linear or cosine, got {self.kind!r}")
-
-
-@dataclass
 class VocoderDataConfig:
-    data_dir: str = ""
-    segment_length: int = 7168   # 28 frames of hop 256 ≈ WaveGrad's 7200-sample (0.3 s at 24 kHz) crops
-    peak_normalize: bool = False
-    mel_cache_dir: str = ""      # optional: log-mels precomputed by `data_prep/ljspeech.py cache-mels`
-    val_clips: int = 4           # validation clips vocoded at every validation
-    val_seconds: float = 2.0     # ... each cut to at most this long
-    val_steps: int = 50          # respaced ancestral steps for validation (un-searched 6 steps is unstable early)
-    val_seed: int = 0
+    """The corpus, the training crops and what a validation vocodes."""
+
+    data_dir: str = param("", "LJSpeech-layout folder: metadata.csv, wavs/ and train/val/test.txt split lists "
+                              "(`python data_prep/ljspeech.py split DATA_DIR`)")
+    segment_length: int = param(7168, "training crop in samples, a multiple of the hop",
+                                paper="7200 at 24 kHz (WaveGrad); 7168 = 28 hops of 256")
+    peak_normalize: bool = param(False, "scale every clip to a peak of 0.95 first (HiFi-GAN's loader)")
+    mel_cache_dir: str = param("", "log-mels precomputed by `data_prep/ljspeech.py cache-mels` (empty: "
+                                   "computed on the training device)")
+    val_clips: int = param(4, "validation clips vocoded at every validation")
+    val_seconds: float = param(2.0, "each validation clip is cut to at most this long")
+    val_steps: int = param(50, "respaced ancestral steps of a validation (an un-searched 6 is unstable early)")
+    val_seed: int = param(0, "noise seed of the validation samples")
 
 
 class VocoderTask:
     family = "vocoder"
 
     def __init__(self, model_cfg: WaveGradConfig, mel_cfg: MelConfig, data_cfg: VocoderDataConfig,
-                 sched_cfg: ScheduleConfig, loss_kind: str = "l1"):
+                 sched_cfg: ScheduleConfig, loss_kind: str = "l1", *, seed: int = 0):
         if model_cfg.n_mels != mel_cfg.n_mels or model_cfg.hop_length != mel_cfg.hop_length:
             raise UserInputError(f"model (n_mels={model_cfg.n_mels}, hop={model_cfg.hop_length}) and mel config "
                                  f"(n_mels={mel_cfg.n_mels}, hop={mel_cfg.hop_length}) disagree; make them match")
         self.model_cfg, self.mel_cfg, self.data_cfg, self.sched_cfg = model_cfg, mel_cfg, data_cfg, sched_cfg
         self.loss_kind = loss_kind
-        self.model = WaveGrad(model_cfg)
+        with torch.random.fork_rng(devices=[]):  # the initial weights are a function of the run's seed alone
+            torch.manual_seed(seed)
+            self.model = WaveGrad(model_cfg)
         self.schedule = sched_cfg.build()
         self.featurizer = MelFeaturizer(mel_cfg)
-        from ..data.ljspeech import MelCache, VocoderDataset, load_split
+        from ..data import Clips, MelCache, VocoderDataset, load_split
         data_dir = Path(data_cfg.data_dir)
         cache = (MelCache(data_cfg.mel_cache_dir, mel_cfg, peak_normalize=data_cfg.peak_normalize)
                  if data_cfg.mel_cache_dir else None)
         self.train_set = VocoderDataset(data_dir, load_split(data_dir, "train"), mel_cfg, data_cfg.segment_length,
                                         peak_normalize=data_cfg.peak_normalize, mel_cache=cache)
         val_ids = load_split(data_dir, "val")[: data_cfg.val_clips]
-        self.val_set = VocoderDataset(data_dir, val_ids, mel_cfg, data_cfg.segment_length,
-                                      peak_normalize=data_cfg.peak_normalize, whole_clips=True)
+        self.val_set = Clips(data_dir, val_ids, mel_cfg, peak_normalize=data_cfg.peak_normalize)
 
     # -- the loop's interface ----------------------------------------------------------------------
     def loss(self, model, batch: dict[str, torch.Tensor], noise) -> torch.Tensor:
@@ -75,43 +65,38 @@ class VocoderTask:
         if mel is None:
             with torch.no_grad():
                 mel = self._featurizer(audio.device)(audio)
-        level, eps = noise(audio)  # [B], [B, T]
-        eps_hat = model(q_sample(audio, level, eps), level, mel)
-        return eps_loss(eps_hat, eps, self.loss_kind)
+        level, z = noise(audio)  # [B], [B, T]
+        return diffusion_loss(lambda x, l: model(x, l, mel), audio, level, z, kind=self.loss_kind)
 
     def validate(self, model: WaveGrad, step: int, writer, out_dir: Path) -> dict[str, float]:
-        """Vocode the validation clips with the EMA weights; log-mel L1 against the real mels."""
+        """Vocode the validation clips with the EMA weights; log-mel L1 against the real audio."""
         device = next(model.parameters()).device
         feat = self._featurizer(device)
         sched = self.schedule.respace(min(self.data_cfg.val_steps, len(self.schedule)))
         g = torch.Generator().manual_seed(self.data_cfg.val_seed)
         l1s = []
-        hop = self.mel_cfg.hop_length
-        max_len = max(int(self.data_cfg.val_seconds * self.mel_cfg.sample_rate) // hop, 1) * hop
+        hop, sr = self.mel_cfg.hop_length, self.mel_cfg.sample_rate
+        max_len = max(int(self.data_cfg.val_seconds * sr) // hop, 1) * hop
         for k in range(len(self.val_set)):
             item = self.val_set[k]
             utt, wav = item["id"], item["audio"][:max_len].to(device)[None]  # [1, T]
             mel = feat(wav)  # [1, n_mels, frames]
             out = vocode(model, mel, sched, eta=1.0, generator=g)  # [1, T]
-            l1s.append((feat(out) - mel).abs().mean().item())
-            write_audio(out_dir / f"{utt}.wav", out[0].cpu().numpy(), self.mel_cfg.sample_rate)
+            l1s.append(log_mel_l1(wav, out, self.mel_cfg))
+            write_audio(out_dir / f"{utt}.wav", out[0].cpu().numpy(), sr)
             if writer is not None and k < 2:
-                sr = self.mel_cfg.sample_rate
                 writer.add_audio(f"val/{utt}", out[0].clamp(-1, 1).cpu()[None], step, sample_rate=sr)
                 writer.add_image(f"val_mel/{utt}", _mel_image(feat(out)[0], mel[0]), step)
         return {"log_mel_l1": float(np.mean(l1s))} if l1s else {}
 
     def checkpoint_meta(self) -> dict[str, Any]:
         return {"family": self.family, "model_config": self.model_cfg.to_dict(),
-                "mel_config": self.mel_cfg.to_dict(), "data_config": dataclasses.asdict(self.data_cfg),
-                "schedule_config": dataclasses.asdict(self.sched_cfg), "schedules": {}}
+                "mel_config": self.mel_cfg.to_dict(), "data_config": to_dict(self.data_cfg),
+                "schedule_config": to_dict(self.sched_cfg), "schedules": {}}
 
-    def check_compatible(self, ckpt: dict, path) -> None:
-        if ckpt.get("family") != self.family or ckpt.get("model_config") != self.model_cfg.to_dict():
-            raise UserInputError(f"{path}: cannot resume: it holds a different model "
-                                 f"({ckpt.get('family')}, {ckpt.get('model_config')}); use a new --run-dir")
-        if ckpt.get("mel_config") != self.mel_cfg.to_dict():
-            raise UserInputError(f"{path}: cannot resume: its mel config differs from this run's")
+    def identity(self) -> dict[str, Any]:
+        meta = self.checkpoint_meta()
+        return {k: meta[k] for k in ("family", "model_config", "mel_config")}
 
     def _featurizer(self, device) -> MelFeaturizer:
         if self.featurizer.mel_basis.device != torch.device(device):
@@ -124,4 +109,3 @@ def _mel_image(generated: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     both = torch.cat([real.flip(0), generated.flip(0)], 0)
     lo, hi = real.min(), real.max()
     return ((both - lo) / (hi - lo + 1e-8)).clamp(0, 1)[None].cpu()
-

@@ -1,0 +1,147 @@
+"""One typed run config per family, and the functions that train from it.
+
+``wavegrad train``, ``recipes/ljspeech.py``, ``recipes/mnist.py`` and ``recipes/cifar10.py`` all build a
+:class:`VocoderRun` or :class:`ImageRun` -- from flags (:mod:`wavegrad.config`), from a recipe preset, or
+in Python -- and call :func:`train_vocoder` / :func:`train_images`. The resolved run is saved as
+``RUN_DIR/config.json`` and its parts in every checkpoint.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..audio import MelConfig
+from ..audio.mel import MEL_PRESETS
+from ..config import param, to_dict
+from ..diffusion import ScheduleConfig
+from ..errors import UserInputError
+from ..models import WaveGradConfig
+from ..models.image_unet import ImageUNetConfig
+from .image_task import DATASETS, ImageDataConfig, ImageTask
+from .trainer import TrainConfig, Trainer
+from .vocoder_task import VocoderDataConfig, VocoderTask
+
+MODEL_PRESETS = {"tiny": WaveGradConfig.tiny, "base": WaveGradConfig.base, "large": WaveGradConfig.large}
+
+
+@dataclass
+class VocoderRun:
+    """A vocoder training run: network preset, mel convention, optimisation, data and training schedule."""
+
+    model: str = param("base", "network: WaveGrad base (the paper's ~15M), large (~23M), or tiny (<1M, a CPU "
+                               "quick start)", choices=tuple(MODEL_PRESETS), paper="base")
+    mel_preset: str = param("hifigan", "mel convention of the conditioning features (the TTS model's output)",
+                            choices=tuple(MEL_PRESETS))
+    train: TrainConfig = param(factory=TrainConfig, prefix="", help="optimisation and bookkeeping")
+    data: VocoderDataConfig = param(factory=VocoderDataConfig, prefix="", help="data")
+    schedule: ScheduleConfig = param(factory=ScheduleConfig, help="training noise schedule")
+
+    def mel_config(self) -> MelConfig:
+        return MelConfig.preset(self.mel_preset)
+
+    def model_config(self) -> WaveGradConfig:
+        if self.model not in MODEL_PRESETS:
+            raise UserInputError(f"unknown model {self.model!r}; choose from {', '.join(MODEL_PRESETS)}")
+        mel = self.mel_config()
+        try:
+            return MODEL_PRESETS[self.model](n_mels=mel.n_mels, hop_length=mel.hop_length)
+        except ValueError as e:
+            raise UserInputError(str(e)) from None
+
+    def validate(self) -> None:
+        self.train.validate()
+        if not self.data.data_dir:
+            raise UserInputError("--data-dir is required (an LJSpeech-layout folder)")
+        hop = self.mel_config().hop_length
+        if self.data.segment_length <= 0 or self.data.segment_length % hop:
+            raise UserInputError(f"--segment-length must be a positive multiple of the hop {hop}, "
+                                 f"got {self.data.segment_length}")
+
+
+@dataclass
+class ImageRun:
+    """An image training run: data set, UNet, optimisation, data options and training schedule."""
+
+    dataset: str = param("cifar10", "image data set", choices=tuple(DATASETS), cli=False)
+    model: ImageUNetConfig = param(factory=ImageUNetConfig, prefix="model-", help="the UNet")
+    train: TrainConfig = param(factory=lambda: TrainConfig(loss="l2"), prefix="", help="optimisation and bookkeeping")
+    data: ImageDataConfig = param(factory=ImageDataConfig, prefix="", help="data")
+    schedule: ScheduleConfig = param(factory=ScheduleConfig, help="training noise schedule")
+
+    def resolved(self) -> "ImageRun":
+        """The run with the model fitted to its data set: image size, channels, classes."""
+        channels = DATASETS[self.dataset][2][0]
+        classes = len(DATASETS[self.dataset][1]) if self.data.class_cond else 0
+        model = dataclasses.replace(self.model, in_channels=channels, num_classes=classes)
+        return dataclasses.replace(self, model=model, data=dataclasses.replace(self.data, dataset=self.dataset))
+
+
+def add_resume(parser) -> None:
+    """The ``--resume auto|PATH`` flag of `wavegrad train` and every recipe."""
+    parser.add_argument("--resume", default=None, metavar="auto|PATH",
+                        help="resume from a checkpoint ('auto' = the newest one in RUN_DIR/checkpoints)")
+
+
+def train_vocoder(run: VocoderRun, resume: str | None = None) -> tuple[Trainer, Path | None]:
+    """Build the task and the trainer, resume if asked (``"auto"`` or a path), train.
+    Returns (trainer, final checkpoint path; None on ranks other than 0)."""
+    run.validate()
+    task = VocoderTask(run.model_config(), run.mel_config(), run.data, run.schedule, loss_kind=run.train.loss,
+                       seed=run.train.seed)
+    return _fit(task, run, resume)
+
+
+def train_images(run: ImageRun, resume: str | None = None, verbose: bool = False) -> tuple[Trainer, Path | None]:
+    """The image counterpart of :func:`train_vocoder`."""
+    run = run.resolved()
+    run.train.validate()
+    run.data.validate()
+    task = ImageTask(run.model, run.data, run.schedule, loss_kind=run.train.loss, verbose=verbose,
+                     seed=run.train.seed)
+    return _fit(task, run, resume)
+
+
+def _fit(task, run, resume: str | None) -> tuple[Trainer, Path | None]:
+    trainer = Trainer(task, run.train, run_config=to_dict(run))
+    if resume:
+        trainer.resume(resume)
+    return trainer, trainer.fit()
+
+
+def image_recipe(dataset: str, presets: dict[str, ImageRun], description: str, argv=None) -> int:
+    """The body of ``recipes/mnist.py`` and ``recipes/cifar10.py``: ``--preset`` (or ``--quick``) picks the
+    defaults of every flag of :class:`ImageRun`; train; say where the checkpoint and the last grid are."""
+    import sys
+    import time
+
+    from ..config import parse_with_presets
+    from ..errors import run_main
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--quick" in argv:
+        argv = [a for a in argv if a != "--quick"] + ["--preset", "quick"]
+
+    def extra(parser):
+        parser.add_argument("--quick", action="store_true", help="same as --preset quick")
+        add_resume(parser)
+
+    _, run, args = parse_with_presets(ImageRun, presets, argv, default="paper", extra=extra,
+                                      description=description)
+    run = dataclasses.replace(run, dataset=dataset)
+
+    def body() -> int:
+        t0 = time.time()
+        trainer, ckpt = train_images(run, resume=args.resume, verbose=True)
+        if not trainer.acc.is_main_process:
+            return 0
+        print(f"{dataset}: {len(trainer.task.train_set)} training images; ImageUNet "
+              f"{sum(q.numel() for q in trainer.task.model.parameters()) / 1e6:.2f}M parameters; "
+              f"trained to step {trainer.step} in {time.time() - t0:.0f} s; checkpoint {ckpt}")
+        grids = sorted((Path(run.train.run_dir) / "samples").glob("step-*/grid.png"))
+        if grids:
+            print(f"latest sample grid: {grids[-1]}")
+        if ckpt is not None:
+            print(f"sample more: wavegrad sample {ckpt} --n 64 --steps 50 --out grid.png")
+        return 0
+
+    return run_main(f"{dataset} recipe", body)
