@@ -10,7 +10,7 @@ trains the tiny model on it: it shows the pipeline and the trend on two CPU core
 Every flag of `wavegrad train` works here too (`--help` shows them with this preset's defaults), and
 so do those of the two commands the recipe chains after training, prefixed: `--search-*` for
 `wavegrad search-schedule`, `--benchmark-*` for `wavegrad benchmark`. The quick preset searches a
-6-step schedule and prints the benchmark table (`--search-steps 0 --benchmark-steps ""` skip them).
+6-step schedule and prints the benchmark table (`--search-steps 0 --benchmark-nfe ""` skip them).
 Under torchrun, rank 0 alone writes files and runs the steps after training.
 
 Paper-faithful defaults (Chen et al. 2020, arXiv 2009.00713, §5.1 and App.): WaveGrad Base, Adam at
@@ -44,8 +44,8 @@ class LJSpeechRecipe:
     run: VocoderRun = param(factory=VocoderRun, prefix="", help="the training run")
     search: SearchConfig = param(factory=lambda: SearchConfig(steps=0), help="search-schedule after training "
                                  "(--search-steps 0: skip)")
-    benchmark: BenchmarkConfig = param(factory=lambda: BenchmarkConfig(steps=()), help="benchmark after training "
-                                       "(--benchmark-steps '': skip)")
+    benchmark: BenchmarkConfig = param(factory=lambda: BenchmarkConfig(nfe=()), help="benchmark after training "
+                                       "(--benchmark-nfe '': skip)")
 
 
 PRESETS = {
@@ -62,7 +62,7 @@ PRESETS = {
             "train.log_every": 25, "train.num_workers": 0, "data.data_dir": str(QUICKSTART), "data.val_clips": 3,
             "data.val_seconds": 2.0, "data.val_steps": 50}),
         SearchConfig(steps=6),
-        BenchmarkConfig(steps=(50, 25, 12, 6, 3), clips=3)),
+        BenchmarkConfig(nfe=(50, 25, 12, 6, 3), clips=3)),
 }
 
 
@@ -116,9 +116,9 @@ def main(argv=None) -> int:
             print(f"\nsearching a {recipe.search.steps}-step schedule (wavegrad search-schedule {ckpt} "
                   f"--data-dir {data_dir} --steps {recipe.search.steps})")
             search_checkpoint(ckpt, data_dir, recipe.search)
-        if recipe.benchmark.steps:
+        if recipe.benchmark.nfe:
             print(f"\nbenchmarking (wavegrad benchmark {ckpt} --data-dir {data_dir} "
-                  f"--steps {','.join(map(str, recipe.benchmark.steps))})")
+                  f"--nfe {','.join(map(str, recipe.benchmark.nfe))})")
             benchmark_checkpoint(ckpt, data_dir, recipe.benchmark)
         return 0
 

@@ -170,6 +170,14 @@ def test_sample_cli_writes_a_png_grid(ckpts, tmp_path, capsys):
     assert cli([ckpts["uncond"], "--n", 2, "--steps", 2, "--eta", 1, "--out", tmp_path / "u.png"]) == 0
 
 
+@pytest.mark.parametrize("flags", [["--sampler", "heun", "--nfe", "5"], ["--sampler", "dpmpp-2m", "--schedule", "karras"],
+                                   ["--sampler", "pc", "--steps", "2", "--snr", "0.1"], ["--eta", "0.5"]])
+def test_sample_cli_takes_every_sampler(ckpts, tmp_path, flags):
+    out = tmp_path / "g.png"
+    assert cli([ckpts["cond"], "--n", 2, "--out", out, *flags]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 @pytest.mark.parametrize("which, extra, msg", [
     ("missing", [], "no such checkpoint"),
     ("trunc", [], "truncated"),
@@ -183,6 +191,8 @@ def test_sample_cli_writes_a_png_grid(ckpts, tmp_path, capsys):
     ("cond", ["--steps", 5000], "exceeds"),
     ("cond", ["--eta", 2], "--eta must lie in [0, 1]"),
     ("cond", ["--guidance", -1], "--guidance"),
+    ("cond", ["--sampler", "heun", "--nfe", "0"], "--nfe must be >= 1"),
+    ("cond", ["--sampler", "ddim", "--churn", "1"], "--churn does not apply"),
 ])
 def test_sample_cli_bad_input_one_line_exit_2(ckpts, tmp_path, capsys, which, extra, msg):
     out = tmp_path / "g.png"

@@ -41,22 +41,25 @@ def test_search_stores_a_schedule_and_writes_every_candidate(setup, capsys):
 def test_benchmark_writes_table_csv_json_png(setup, capsys):
     d, ckpt = setup
     out_dir = d / "bench-out"
-    rc = main(["benchmark", str(ckpt), "--data-dir", str(d / "corpus"), "--steps", "3,2", "--samplers",
-               "ddpm,ddim,searched", "--clips", "1", "--seconds", "0.2", "--out-dir", str(out_dir), "--no-optional"])
+    rc = main(["benchmark", str(ckpt), "--data-dir", str(d / "corpus"), "--nfe", "3,2", "--samplers",
+               "ddpm,ddim,heun,pc,searched", "--clips", "1", "--seconds", "0.2", "--out-dir", str(out_dir),
+               "--no-optional"])
     assert rc == 0
     table = capsys.readouterr().out
-    assert "| ground truth |" in table and "Griffin-Lim" in table and "| ddim | 2 |" in table
+    assert "| ground truth |" in table and "Griffin-Lim" in table and "| ddim | respaced | 2 | 2 |" in table
     rows = json.loads((out_dir / "benchmark.json").read_text())["rows"]
     truth = rows[0]
     assert truth["log_mel_l1"] == 0.0 and truth["lsd_db"] == 0.0 and truth["mrstft"] == 0.0
-    systems = {(r["system"], r["steps"]) for r in rows}
-    assert {("ddpm", 3), ("ddpm", 2), ("ddim", 3), ("ddim", 2)} <= systems
+    systems = {(r["system"], r["steps"], r["nfe"]) for r in rows}
+    # heun: N steps cost 2N - 1 (budgets 3 and 2 -> 2 steps and 1 step); pc: N(1 + 1) (budget 3 and 2 -> 1 step)
+    assert {("ddpm", 3, 3), ("ddpm", 2, 2), ("ddim", 3, 3), ("ddim", 2, 2), ("heun", 2, 3), ("heun", 1, 1),
+            ("pc", 1, 2), ("searched ddpm", 2, 2)} <= systems
     assert all((out_dir / f"benchmark.{ext}").stat().st_size > 0 for ext in ("md", "csv", "json", "png"))
 
 
-@pytest.mark.parametrize("flags, msg", [(["--samplers", "euler"], "unknown sampler"),
-                                        (["--steps", "2000"], "--steps must lie"),
-                                        (["--steps", "a,b"], "comma-separated int")])
+@pytest.mark.parametrize("flags, msg", [(["--samplers", "euler,rk4"], "unknown sampler"),
+                                        (["--nfe", "0"], "--nfe must be positive"),
+                                        (["--nfe", "a,b"], "comma-separated int")])
 def test_benchmark_bad_flags_exit_2(setup, capsys, flags, msg):
     d, ckpt = setup
     assert main(["benchmark", str(ckpt), "--data-dir", str(d / "corpus"), "--no-optional", *flags]) == 2
@@ -70,3 +73,21 @@ def test_search_on_a_truncated_checkpoint_exits_2(setup, tmp_path, capsys):
     bad.write_bytes(ckpt.read_bytes()[:1000])
     assert main(["search-schedule", str(bad), "--data-dir", str(d / "corpus"), "--steps", "2"]) == 2
     assert "truncated" in capsys.readouterr().err
+
+
+def test_benchmark_scores_exactly_what_vocode_writes(setup, tmp_path):
+    """One path: the benchmark's audio for a sampler and NFE is the `wavegrad vocode` output for the same mel
+    and seed (up to the 16-bit PCM of the written file), so its RTF is the command's RTF."""
+    import numpy as np
+    import soundfile as sf
+
+    from wavegrad.commands.evaluation import load_eval_clips, vocode_clips
+    d, ckpt = setup
+    voc = Vocoder.from_checkpoint(ckpt)
+    clips = load_eval_clips(voc, d / "corpus", "test", 1, 0.2)
+    bench, _ = vocode_clips(voc, clips, 7, sampler="heun", nfe=5, schedule="karras")
+    np.save(tmp_path / "m.npy", clips.mel[0].numpy())
+    assert main(["vocode", str(ckpt), str(tmp_path / "m.npy"), "--out-dir", str(tmp_path / "out"), "--sampler", "heun",
+                 "--nfe", "5", "--schedule", "karras", "--seed", "7"]) == 0
+    written, _ = sf.read(str(tmp_path / "out" / "m.wav"))
+    np.testing.assert_allclose(written, bench[0].clamp(-1, 1).numpy(), atol=1 / 32768)

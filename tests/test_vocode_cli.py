@@ -68,6 +68,16 @@ def test_seed_i_reproduces_the_ith_output(ckpt, tmp_path, capsys):
     np.testing.assert_allclose(both, one, atol=2 / 32768)                 # 16-bit PCM, float rounding
 
 
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "euler", "heun", "dpmpp-2m", "pc", "langevin"])
+def test_every_sampler_vocodes_through_the_cli_at_a_given_nfe(sampler, ckpt, tmp_path, capsys):
+    a = _npy(tmp_path / "a.npy", _good_mel(5))
+    code, err = _run(["vocode", ckpt, a, "--out-dir", tmp_path / "out", "--sampler", sampler, "--nfe", "4",
+                      "--schedule", "karras"], capsys)
+    assert code == 0, err
+    wav, sr = sf.read(str(tmp_path / "out" / "a.wav"))
+    assert sr == SR and wav.shape == (5 * HOP,) and np.isfinite(wav).all()
+
+
 class Evil:
     """Unpickling this would create the marker file: it must never happen."""
 
@@ -207,7 +217,11 @@ def test_output_may_not_overwrite_an_input(ckpt, tmp_path, capsys):
 @pytest.mark.parametrize("flags,match", [
     (["--steps", "0"], "--steps"), (["--eta", "2"], "--eta"), (["--batch-size", "0"], "--batch-size"),
     (["--chunk-seconds", "-1"], "--chunk-seconds"), (["--schedule", "nope"], "no schedule named"),
-    (["--device", "banana"], "--device"),
+    (["--device", "banana"], "--device"), (["--sampler", "rk4"], "invalid choice: 'rk4'"),
+    (["--sampler", "pc", "--nfe", "1"], "needs at least 2 network evaluation"),
+    (["--sampler", "ddpm", "--churn", "5"], "--churn does not apply to sampler 'ddpm'"),
+    (["--steps", "3", "--nfe", "3"], "not both"), (["--nfe", "0"], "--nfe must be >= 1"),
+    (["--sampler", "heun", "--eta", "0"], "--eta is DDIM's parameter"),
 ])
 def test_bad_flags(flags, match, ckpt, tmp_path, capsys):
     a = _npy(tmp_path / "a.npy", _good_mel())

@@ -13,7 +13,7 @@ import torch
 
 from .checkpoint import load_family_checkpoint, rebuilding_from
 from .data.images import to_uint8
-from .diffusion import NoiseSchedule, sample
+from .diffusion import NoiseSchedule, plan_sampling, sample
 from .errors import UserInputError, first_line
 from .models.image_unet import ImageUNet, ImageUNetConfig, guided_denoiser
 
@@ -21,20 +21,24 @@ FAMILY = "image"
 
 
 @torch.no_grad()
-def sample_images(model: ImageUNet, schedule: NoiseSchedule, n: int, steps: int, *, eta: float = 0.0,
-                  guidance: float = 0.0, seed: int = 0, labels: torch.Tensor | None = None,
-                  batch_size: int = 0, progress: bool = False) -> np.ndarray:
-    """``n`` images ``uint8 [n, H, W, C]`` from ``model`` over ``schedule`` respaced to ``steps``.
+def sample_images(model: ImageUNet, schedule: NoiseSchedule, n: int, steps: int | None = None, *,
+                  sampler: str | None = None, eta: float | None = None, nfe: int | None = None,
+                  schedule_kind: str | None = None, guidance: float = 0.0, seed: int = 0,
+                  labels: torch.Tensor | None = None, batch_size: int = 0, progress: bool = False,
+                  callback=None, **options) -> np.ndarray:
+    """``n`` images ``uint8 [n, H, W, C]`` from ``model`` trained on ``schedule``.
 
-    A class-conditional model gets ``labels`` (default: 0, 1, …, K-1, 0, … across the grid); ``guidance``
-    is the classifier-free scale w. x0 is clipped to [-1, 1] at every step (``clip_denoised``). All
-    noise comes from one generator seeded with ``seed``, batch after batch.
+    Sampler, steps / nfe and schedule kind as :func:`wavegrad.diffusion.plan_sampling` (default: DDIM,
+    ``schedule`` respaced to ``steps``). A class-conditional model gets ``labels`` (default: 0, 1, …, K-1,
+    0, … across the grid); ``guidance`` is the classifier-free scale w. x0 is clipped to [-1, 1] at every
+    step (``clip_denoised``). All noise comes from one generator seeded with ``seed``, batch after batch.
     """
     cfg = model.cfg
     if cfg.num_classes and labels is None:
         labels = torch.arange(n) % cfg.num_classes
+    sched, name, options = plan_sampling(schedule, schedule_kind, steps, nfe=nfe, eta=eta,
+                                         sampler=sampler or ("ddim" if eta is None else None), **options)
     device = next(model.parameters()).device
-    sched = schedule.respace(steps)
     g = torch.Generator().manual_seed(seed)
     bs = batch_size or n
     out = []
@@ -42,7 +46,8 @@ def sample_images(model: ImageUNet, schedule: NoiseSchedule, n: int, steps: int,
         b = min(bs, n - start)
         y = labels[start:start + b].to(device) if labels is not None else None
         x = sample(guided_denoiser(model, y, guidance), (b, cfg.in_channels, cfg.image_size, cfg.image_size),
-                   sched, eta=eta, generator=g, device=device, clip_x0=1.0, progress=progress)
+                   sched, sampler=name, generator=g, device=device, clip_x0=1.0, progress=progress,
+                   callback=callback, **options)
         out.append(to_uint8(x))
     return np.concatenate(out)
 

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import torch
 
-from ..vocoder import cpu_has_fast_bf16
+from ..models.precision import cpu_has_fast_bf16
 
 SAMPLE_RATE = 22050  # the default MelConfig; the presets' hop is 256
 

@@ -1,4 +1,5 @@
-"""`wavegrad benchmark`: the steps / speed / quality trade-off of a checkpoint in one table and one plot."""
+"""`wavegrad benchmark`: quality against network evaluations (NFE) and speed, for every sampler, in one table
+and one plot."""
 from __future__ import annotations
 
 import argparse
@@ -14,44 +15,85 @@ from tqdm.auto import tqdm
 
 from ..audio import metrics as M
 from ..config import HelpFormatter, add_arguments, from_args, param
+from ..diffusion import SAMPLERS, SCHEDULE_KINDS, SamplerOptions, nfe, steps_for_nfe
 from ..errors import UserInputError
 from ..utils import atomic_path
 from ..vocoder import Vocoder
 from .evaluation import EvalClips, load_eval_clips, vocode_clips
 
-SAMPLERS = {"ddpm": "respaced training schedule, ancestral (eta=1)",
-            "ddim": "respaced training schedule, DDIM (eta=0)",
-            "searched": "schedule stored by search-schedule as search-N, ancestral"}
-COLUMNS = ["system", "steps", "rtf", "log_mel_l1", "lsd_db", "mrstft", "mcd_db", "pesq_wb", "stoi", "dnsmos_ovrl"]
+SEARCHED = "searched"          # every schedule stored by search-schedule, with the sampler it was searched for
+ODE_SAMPLERS = ("euler", "heun", "dpmpp-2m")     # schedule "auto": Karras spacing for these, respaced for the rest
+COLUMNS = ["system", "schedule", "steps", "nfe", "rtf", "log_mel_l1", "lsd_db", "mrstft", "mcd_db", "pesq_wb", "stoi",
+           "dnsmos_ovrl"]
 
 
 @dataclass
 class BenchmarkConfig:
-    """Which (sampler, steps) pairs `benchmark` runs, on which clips, and where the reports go."""
+    """Which samplers at which NFE budgets `benchmark` runs, on which clips, and where the reports go."""
 
-    steps: tuple[int, ...] = param((1000, 100, 50, 25, 12, 6, 3), "comma-separated step counts")
-    samplers: tuple[str, ...] = param(("ddpm", "ddim", "searched"), "comma-separated samplers",
-                                      choices=tuple(SAMPLERS))
+    nfe: tuple[int, ...] = param((1000, 100, 50, 25, 12, 6, 3), "network-evaluation budgets; each sampler runs as "
+                                 "many steps as a budget pays for (Heun: 2N-1, pc: N(1+corrector steps))")
+    samplers: tuple[str, ...] = param(("ddpm", "ddim", "euler", "heun", "dpmpp-2m", "pc", SEARCHED),
+                                      "comma-separated samplers; 'searched' adds every schedule stored by "
+                                      "search-schedule", choices=(*SAMPLERS, SEARCHED))
+    schedule: str = param("auto", "schedule of the sampled steps: respaced training schedule, Karras rho=7 spacing, "
+                          "or auto (karras for euler/heun/dpmpp-2m, respaced for the others)",
+                          choices=("auto", *SCHEDULE_KINDS))
+    options: SamplerOptions = param(factory=SamplerOptions, prefix="", help="options of the samplers that take them")
     split: str = param("test", "split whose clips are vocoded and scored")
     clips: int = param(4, "clips vocoded per row")
     seconds: float = param(2.0, "length each clip is cut to")
-    seed: int = param(0, "noise seed")
+    seed: int = param(0, "noise seed (clip i uses seed + i)")
     out_dir: str = param("", "folder for benchmark.md/.csv/.json/.png (empty: <run>/benchmark next to the checkpoint)")
     device: str = param("cpu", "torch device, e.g. cpu, cuda")
     optional: bool = param(True, "also score PESQ/STOI/DNSMOS/MCD when the eval extra is installed")
 
     def validate(self, train_steps: int) -> None:
-        if not self.steps or min(self.steps) < 1 or max(self.steps) > train_steps:
-            raise UserInputError(f"--steps must lie in [1, {train_steps}], got {list(self.steps)}")
-        bad = [s for s in self.samplers if s not in SAMPLERS]
+        if not self.nfe or min(self.nfe) < 1:
+            raise UserInputError(f"--nfe must be positive evaluation counts, got {list(self.nfe)}")
+        bad = [s for s in self.samplers if s not in SAMPLERS and s != SEARCHED]
         if bad or not self.samplers:
-            raise UserInputError(f"unknown sampler(s) {bad}; choose from {', '.join(SAMPLERS)}")
+            raise UserInputError(f"unknown sampler(s) {bad}; choose from {', '.join((*SAMPLERS, SEARCHED))}")
+        if self.schedule not in ("auto", *SCHEDULE_KINDS):
+            raise UserInputError(f"--schedule must be auto, respaced or karras, got {self.schedule!r}")
+
+    def jobs(self, voc: Vocoder) -> tuple[list[dict], list[str]]:  # noqa: C901 (two flat loops)
+        """Every row to run: (system, schedule, steps, nfe, plan), each (sampler, steps) once; and notes."""
+        jobs, notes, seen = [], [], set()
+        for sampler in (s for s in self.samplers if s != SEARCHED):
+            options = self.options.for_sampler(sampler, strict=False)
+            kind = self.schedule if self.schedule != "auto" else ("karras" if sampler in ODE_SAMPLERS else "respaced")
+            for budget in sorted(self.nfe, reverse=True):
+                try:
+                    steps = min(steps_for_nfe(sampler, budget, **options), len(voc.train_schedule))
+                except UserInputError as e:
+                    notes.append(f"{sampler} at NFE {budget}: {e}")
+                    continue
+                if (sampler, steps) not in seen:
+                    seen.add((sampler, steps))
+                    jobs.append({"system": sampler, "schedule": kind, "steps": steps,
+                                 "nfe": nfe(sampler, steps, **options),
+                                 "plan": {"sampler": sampler, "schedule": kind, "steps": steps, **options,
+                                          "eta": self.options.eta if sampler == "ddim" else None}})
+        if SEARCHED in self.samplers:
+            stored = sorted(n for n in voc.schedules if n.startswith("search-"))
+            if not stored:
+                notes.append("searched: no schedule stored in the checkpoint (run wavegrad search-schedule)")
+            for name in stored:
+                sampler = voc.schedule_samplers.get(name, "ddpm")
+                options = self.options.for_sampler(sampler, strict=False)
+                steps = len(voc.schedules[name])
+                jobs.append({"system": f"{SEARCHED} {sampler}", "schedule": name, "steps": steps,
+                             "nfe": nfe(sampler, steps, **options), "plan": {"schedule": name, "sampler": sampler,
+                                                                            **options}})
+        return jobs, notes
 
 
 def register(sub, name: str) -> None:
-    p = sub.add_parser(name, formatter_class=HelpFormatter, help="steps vs quality vs speed table for a checkpoint",
-                       description="Vocode held-out test clips with every (sampler, steps) pair and score them "
-                                   "against the real audio; writes markdown, CSV, JSON and a PNG plot.")
+    p = sub.add_parser(name, formatter_class=HelpFormatter, help="quality vs network evaluations vs speed for a checkpoint",
+                       description="Vocode held-out test clips with every sampler at every NFE budget (and every "
+                                   "searched schedule) and score them against the real audio; writes markdown, CSV, "
+                                   "JSON and a PNG plot of quality and speed against network evaluations.")
     p.add_argument("checkpoint", type=Path, help="a vocoder checkpoint")
     p.add_argument("--data-dir", type=Path, required=True, help="LJSpeech-layout folder with a test.txt split")
     add_arguments(p, BenchmarkConfig)
@@ -112,34 +154,27 @@ def benchmark_checkpoint(checkpoint: Path, data_dir: Path, cfg: BenchmarkConfig)
     optional = M.available_optional_metrics() if cfg.optional else {}
     sr = voc.mel_config.sample_rate
     out_dir = Path(cfg.out_dir) if cfg.out_dir else checkpoint.parent.parent / "benchmark"
-    rows, notes = [], []
-    rows.append({"system": "ground truth", "steps": "", "rtf": "",
+    rows = []
+    rows.append({"system": "ground truth", "schedule": "", "steps": "", "nfe": "", "rtf": "",
                  **score_clips(clips.wav, clips.wav, voc.mel_config, optional)})
     gl, gl_t = griffin_lim(voc, clips)
-    rows.append({"system": "Griffin-Lim (32 it., seeded)", "steps": 32, "rtf": gl_t / clips.seconds,
+    rows.append({"system": "Griffin-Lim (32 it., seeded)", "schedule": "", "steps": 32, "nfe": "", "rtf": gl_t / clips.seconds,
                  **score_clips(clips.wav, gl, voc.mel_config, optional)})
-    jobs = [(s, n) for s in cfg.samplers for n in sorted(cfg.steps, reverse=True)]
-    for sampler, n in tqdm(jobs, desc="benchmark", unit="run"):
-        if sampler == "searched":
-            if f"search-{n}" not in voc.schedules:
-                notes.append(f"searched {n}: no schedule 'search-{n}' in the checkpoint (run search-schedule --steps {n})")
-                continue
-            sched, eta = voc.schedules[f"search-{n}"], 1.0
-        else:
-            sched, eta = voc.train_schedule.respace(n), (1.0 if sampler == "ddpm" else 0.0)
-        out, took = vocode_clips(voc, clips, sched, eta, cfg.seed)
+    jobs, notes = cfg.jobs(voc)
+    for job in tqdm(jobs, desc="benchmark", unit="run"):
+        out, took = vocode_clips(voc, clips, cfg.seed, **job["plan"])
         if not torch.isfinite(out).all():
-            notes.append(f"{sampler} {n}: non-finite output")
+            notes.append(f"{job['system']} {job['steps']} steps: non-finite output")
             continue
-        rows.append({"system": sampler, "steps": n, "rtf": took / clips.seconds,
-                     **score_clips(clips.wav, out, voc.mel_config, optional)})
+        rows.append({k: job[k] for k in ("system", "schedule", "steps", "nfe")} | {"rtf": took / clips.seconds}
+                    | score_clips(clips.wav, out, voc.mel_config, optional))
     for name, status in optional.items():
         if status is not True:
             notes.append(f"{name} skipped: {str(status).splitlines()[0]}")
     meta = {"checkpoint": str(checkpoint), "device": str(voc.device), "threads": torch.get_num_threads(),
             "torch": torch.__version__, "clips": clips.ids, "seconds_per_clip": clips.wav.shape[1] / sr,
-            "seed": cfg.seed, "samplers": {s: SAMPLERS[s] for s in cfg.samplers},
-            "rtf": "wall-clock seconds per audio-second for the whole batch of clips",
+            "seed": cfg.seed, "samplers": list(cfg.samplers), "nfe": "network evaluations per clip",
+            "rtf": "wall-clock seconds per audio-second for the whole batch of clips, the path of `wavegrad vocode`",
             "mcd": "pysptk mcep order 24, c0 excluded, no DTW (time-aligned)", "notes": notes}
     write_reports(out_dir, rows, meta)
     print(markdown_table(rows, meta))
@@ -178,6 +213,7 @@ def write_reports(out_dir: Path, rows: list[dict], meta: dict) -> None:
 
 
 def plot(path: Path, rows: list[dict]) -> None:
+    """Quality (log-mel L1) and speed (RTF) against NFE, one line per system; Griffin-Lim as a reference."""
     try:
         import matplotlib
         import matplotlib.ticker
@@ -185,23 +221,24 @@ def plot(path: Path, rows: list[dict]) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         return
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    for system in dict.fromkeys(r["system"] for r in rows if isinstance(r["steps"], int) and r["system"] in SAMPLERS):
-        pts = sorted((r["steps"], r["log_mel_l1"], r["rtf"]) for r in rows if r["system"] == system)
+    sampled = [r for r in rows if isinstance(r.get("nfe"), int)]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for system in dict.fromkeys(r["system"] for r in sampled):
+        pts = sorted((r["nfe"], r["log_mel_l1"], r["rtf"]) for r in sampled if r["system"] == system)
         ax1.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=system)
         ax2.plot([p[0] for p in pts], [p[2] for p in pts], "o-", label=system)
     for r in rows:
         if r["system"].startswith("Griffin"):
             ax1.axhline(r["log_mel_l1"], color="grey", ls="--", label="Griffin-Lim")
-    steps = sorted({r["steps"] for r in rows if isinstance(r["steps"], int) and r["system"] in SAMPLERS})
+    ticks = sorted({r["nfe"] for r in sampled})
     for ax, label in ((ax1, "log-mel L1 (lower is better)"), (ax2, "real-time factor (s per audio-s)")):
         ax.set_xscale("log")
-        ax.minorticks_off()  # log-scale minor labels collide; label the measured step counts instead
-        ax.set_xticks(steps, [str(n) for n in steps])
-        ax.set_xlabel("sampling steps")
+        ax.minorticks_off()  # log-scale minor labels collide; label the measured NFE instead
+        ax.set_xticks(ticks, [str(n) for n in ticks])
+        ax.set_xlabel("network evaluations (NFE)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
-        ax.legend()
+    ax1.legend(fontsize=8)
     ax2.set_yscale("log")
     ax2.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
     ax2.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))

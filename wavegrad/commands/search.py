@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..audio.metrics import log_mel_l1
 from ..config import HelpFormatter, add_arguments, from_args, param
+from ..diffusion import SAMPLERS, SamplerOptions, nfe
 from ..diffusion.search import SearchResult, search_schedule
 from ..errors import UserInputError
 from ..utils import atomic_path
@@ -30,18 +31,25 @@ class SearchConfig:
     split: str = param("val", "split whose clips score the candidates (never tune on test)")
     clips: int = param(2, "clips scored per candidate")
     seconds: float = param(1.0, "length each clip is cut to")
-    eta: float = param(1.0, "sampler: 1 = ancestral (WaveGrad), 0 = DDIM")
+    sampler: str = param("ddpm", "sampler the schedule is searched for and stored with (a stochastic one is scored "
+                                 "with the same noise for every candidate)", choices=tuple(SAMPLERS),
+                         paper="ddpm (WaveGrad)")
+    options: SamplerOptions = param(factory=SamplerOptions, prefix="", help="the sampler's options")
     seed: int = param(0, "noise seed, the same for every candidate")
     grid: int = param(8, "coarse grid size per axis")
     max_last_level: float = param(0.1, "largest sqrt(alpha_bar) allowed at the noisiest step (sampling starts "
                                        "from N(0, I))")
-    name: str = param("", "schedule name in the checkpoint (empty: search-STEPS)")
+    name: str = param("", "schedule name in the checkpoint (empty: search-STEPS for ddpm, search-SAMPLER-STEPS "
+                          "for the others)")
     csv: str = param("", "CSV of every candidate (empty: next to the checkpoint)")
     device: str = param("cpu", "torch device, e.g. cpu, cuda")
 
     def validate(self) -> None:
         if self.steps < 1:
             raise UserInputError(f"--steps must be >= 1, got {self.steps}")
+        if self.sampler not in SAMPLERS:
+            raise UserInputError(f"unknown sampler {self.sampler!r}; choose from {', '.join(SAMPLERS)}")
+        self.options.for_sampler(self.sampler)           # options the sampler does not take: one line
         if self.clips < 1 or not self.seconds > 0 or self.grid < 1:
             raise UserInputError("--clips and --grid must be >= 1 and --seconds > 0")
 
@@ -66,25 +74,27 @@ def search_checkpoint(checkpoint: Path, data_dir: Path, cfg: SearchConfig) -> Se
     checkpoint = Path(checkpoint)
     voc = Vocoder.from_checkpoint(checkpoint, device=cfg.device)
     clips = load_eval_clips(voc, data_dir, cfg.split, cfg.clips, cfg.seconds)
-    name = cfg.name or f"search-{cfg.steps}"
+    name = cfg.name or (f"search-{cfg.steps}" if cfg.sampler == "ddpm" else f"search-{cfg.sampler}-{cfg.steps}")
+    plan = {"sampler": cfg.sampler, "eta": cfg.options.eta, **cfg.options.for_sampler(cfg.sampler)}
 
     def score(schedule) -> float:
-        out, _ = vocode_clips(voc, clips, schedule, cfg.eta, cfg.seed)
+        out, _ = vocode_clips(voc, clips, cfg.seed, schedule=schedule, **plan)
         return log_mel_l1(clips.wav, out, voc.mel_config)
 
     t0 = time.time()
-    res = search_schedule(score, cfg.steps, grid=cfg.grid, max_last_level=cfg.max_last_level, progress=True)
+    res = search_schedule(score, cfg.steps, grid=cfg.grid, max_last_level=cfg.max_last_level,
+                          min_last_level=float(voc.train_schedule.noise_levels[-1]), progress=True)
     took = time.time() - t0
     respaced = score(voc.train_schedule.respace(cfg.steps))
     csv_path = Path(cfg.csv) if cfg.csv else checkpoint.with_name(f"{checkpoint.stem}.{name}.csv")
     _write_candidates(csv_path, res, cfg.steps)
-    voc.add_schedule(checkpoint, name, res.best)
-    passes = res.evaluations * cfg.steps
+    voc.add_schedule(checkpoint, name, res.best, sampler=cfg.sampler)
+    passes = res.evaluations * nfe(cfg.sampler, cfg.steps, **cfg.options.for_sampler(cfg.sampler))
     print(f"searched {res.evaluations} candidates ({len(res.candidates) - res.evaluations} skipped: start level "
-          f"> {cfg.max_last_level}) = {passes} network passes over {len(clips.ids)} clips x "
+          f"outside [{float(voc.train_schedule.noise_levels[-1]):.3g}, {cfg.max_last_level}]) = {passes} network passes over {len(clips.ids)} clips x "
           f"{clips.wav.shape[1] / voc.mel_config.sample_rate:.2f} s ({passes * clips.seconds:.0f} audio-seconds) "
           f"in {took:.0f} s")
-    print(f"best {cfg.steps}-step schedule '{name}': log-mel L1 {res.best_score:.4f} "
+    print(f"best {cfg.steps}-step {cfg.sampler} schedule '{name}': log-mel L1 {res.best_score:.4f} "
           f"(respaced training schedule: {respaced:.4f}); betas = "
           + ", ".join(f"{b:.3g}" for b in res.best.betas.tolist())
           + f"; sqrt(alpha_bar) at the start = {float(res.best.noise_levels[-1]):.4f}")

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 
 from ..config import HelpFormatter
-from ..diffusion import check_eta
 from ..errors import UserInputError, first_line
+from .sampling_flags import add_sampling_args, sampling_plan
 
 DEFAULT_STEPS = 50
 
@@ -44,11 +44,7 @@ def register(sub, name: str = "vocode") -> argparse.ArgumentParser:
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="a vocoder checkpoint (`wavegrad train` output)")
     p.add_argument("inputs", metavar="INPUT", nargs="+", help=".npy log-mel [n_mels, frames] or an audio file")
     p.add_argument("--out-dir", required=True, metavar="DIR", help="folder for the <input stem>.wav outputs")
-    p.add_argument("--steps", type=int, default=DEFAULT_STEPS,
-                   help="sampling steps: the training schedule respaced uniformly to this many (ignored with --schedule)")
-    p.add_argument("--schedule", default=None, metavar="NAME",
-                   help="a named schedule stored in the checkpoint (e.g. by `wavegrad search-schedule`)")
-    p.add_argument("--eta", type=float, default=1.0, help="1: DDPM ancestral sampling; 0: deterministic DDIM")
+    add_sampling_args(p, DEFAULT_STEPS, "ddpm")
     p.add_argument("--seed", type=int, default=0, help="input i uses seed SEED + i")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
@@ -128,9 +124,6 @@ def _device(name: str) -> torch.device:
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    if args.steps < 1:
-        raise UserInputError(f"--steps must be >= 1, got {args.steps}")
-    check_eta(args.eta, "--eta")
     if args.batch_size is not None and args.batch_size < 1:
         raise UserInputError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.chunk_seconds is not None and (not math.isfinite(args.chunk_seconds) or args.chunk_seconds < 0):
@@ -168,7 +161,8 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size is None:
         args.batch_size = 1 if device.type == "cpu" else 4
     voc = Vocoder.from_checkpoint(args.checkpoint, device=device, precision=args.precision)
-    voc.resolve_schedule(args.steps, args.schedule)           # a bad --schedule / --steps fails before any work
+    plan = sampling_plan(args, voc.schedule_samplers, set(voc.schedules), DEFAULT_STEPS, "ddpm")
+    voc.resolve(**plan)                                        # a bad schedule / steps / nfe fails before any work
     sr, hop = voc.mel_config.sample_rate, voc.hop_length
     chunk_frames = (DEFAULT_CHUNK_FRAMES if args.chunk_seconds is None else
                     None if args.chunk_seconds == 0 else max(1, round(args.chunk_seconds * sr / hop)))
@@ -186,13 +180,12 @@ def run(args: argparse.Namespace) -> int:
     with tqdm(total=len(mels), desc="vocoding", unit="file", disable=not interactive) as bar:
         for start in range(0, len(mels), args.batch_size):
             group = list(range(start, min(start + args.batch_size, len(mels))))
-            wavs = voc.vocode_batch([mels[i] for i in group], steps=args.steps, schedule=args.schedule,
-                                    eta=args.eta, seed=args.seed + start, batch_size=args.batch_size,
-                                    chunk_frames=chunk_frames, overlap_frames=DEFAULT_OVERLAP_FRAMES)
+            wavs = voc.vocode_batch([mels[i] for i in group], seed=args.seed + start, batch_size=args.batch_size,
+                                    chunk_frames=chunk_frames, overlap_frames=DEFAULT_OVERLAP_FRAMES, **plan)
             for i, wav in zip(group, wavs):
                 if not bool(torch.isfinite(wav).all()):
                     raise UserInputError(f"{inputs[i]}: the sampler diverged (NaN/inf output); nothing written for "
-                                         f"it; try more --steps or --eta 0")
+                                         f"it; try more --steps or another --sampler")
                 write_audio(outs[i], wav.cpu(), sr)
                 bar.update(1)
     print(f"wrote {len(outs)} file(s) to {args.out_dir}")

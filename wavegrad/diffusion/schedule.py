@@ -2,8 +2,13 @@
 
 Notation (Ho et al. 2020, §2): ``alpha_t = 1 - beta_t``, ``alpha_bar_t = prod_{s<=t} alpha_s``.
 WaveGrad (Chen et al. 2020, §3) conditions the network on the continuous noise level
-``sqrt(alpha_bar)``; we call it ``noise_level`` (1 = clean, 0 = pure noise).
+``sqrt(alpha_bar)``; we call it ``noise_level`` ``a`` (1 = clean, 0 = pure noise).
 Index 0 of every tensor here is the least noisy step (the paper's t = 1).
+
+The variance-preserving state ``x = a·x0 + sqrt(1 - a²)·eps`` and EDM's variance-exploding one
+``x_ve = x / a = x0 + sigma·eps`` (Karras et al. 2022, §2 and App. C.1; Song et al. 2021, eq. 30)
+describe the same process: ``sigma = sqrt(1 - a²) / a`` and ``a = 1 / sqrt(1 + sigma²)``. Those two
+conversions are :func:`level_to_sigma` / :func:`sigma_to_level`, the only place they are written.
 """
 from __future__ import annotations
 
@@ -15,6 +20,16 @@ import torch
 
 from ..config import param
 from ..errors import UserInputError
+
+
+def level_to_sigma(level: float) -> float:
+    """EDM's sigma of a noise level a = sqrt(alpha_bar): sigma = sqrt(1 - a²) / a (float64 arithmetic)."""
+    return math.sqrt(max(1.0 - level * level, 0.0)) / level
+
+
+def sigma_to_level(sigma: float) -> float:
+    """The noise level a = 1 / sqrt(1 + sigma²) of an EDM sigma (a = sqrt(alpha_bar))."""
+    return 1.0 / math.sqrt(1.0 + sigma * sigma)
 
 
 def _validate_betas(betas: torch.Tensor) -> torch.Tensor:
@@ -72,6 +87,33 @@ class NoiseSchedule:
             raise ValueError(f"alphas_cumprod must be a non-empty 1-D sequence, got shape {tuple(abar.shape)}")
         prev = torch.cat([abar.new_ones(1), abar[:-1]])
         return cls(1.0 - abar / prev)
+
+    @classmethod
+    def from_sigmas(cls, sigmas: torch.Tensor | Sequence[float]) -> "NoiseSchedule":
+        """The schedule whose EDM sigmas are ``sigmas`` (strictly increasing, > 0): alpha_bar = 1 / (1 + sigma²)."""
+        sig = torch.as_tensor(sigmas, dtype=torch.float64)
+        if sig.ndim != 1 or sig.numel() == 0 or not bool((sig > 0).all()) or bool((sig.diff() <= 0).any()):
+            raise ValueError("sigmas must be a non-empty, strictly increasing 1-D sequence of positive numbers")
+        return cls.from_alphas_cumprod(1.0 / (1.0 + sig * sig))
+
+    @classmethod
+    def karras(cls, n: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> "NoiseSchedule":
+        """Karras et al. 2022, eq. 5: sigma_i = (sigma_max^(1/rho) + i/(n-1)·(sigma_min^(1/rho) - sigma_max^(1/rho)))^rho,
+        i = 0..n-1 (noisiest first), as a NoiseSchedule (index 0 = sigma_min). rho = 7 (EDM) puts most steps at
+        low noise; rho = 1 is uniform in sigma. The sampler adds the final step to sigma = 0 itself."""
+        _check_n(n)
+        if not (0 < sigma_min < sigma_max) or not math.isfinite(sigma_max) or not rho > 0:
+            raise ValueError(f"need 0 < sigma_min < sigma_max < inf and rho > 0, got {sigma_min}, {sigma_max}, {rho}")
+        if n == 1:
+            return cls.from_sigmas([sigma_max])
+        ramp = torch.linspace(1, 0, n, dtype=torch.float64)                       # index 0 = sigma_min
+        lo, hi = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
+        return cls.from_sigmas((hi + ramp * (lo - hi)) ** rho)
+
+    @property
+    def sigmas(self) -> torch.Tensor:
+        """EDM's sigma of every step, float64: sqrt((1 - alpha_bar) / alpha_bar)."""
+        return ((1.0 - self.alphas_cumprod) / self.alphas_cumprod).sqrt()
 
     # -- derived schedules -------------------------------------------------------------------------
     def respace(self, n: int) -> "NoiseSchedule":

@@ -13,7 +13,8 @@ coarse-to-fine search over a two-parameter family, then a coordinate refinement 
 
 The start is handled knowingly: sampling begins from N(0, I), which is the marginal of the noisiest
 step only when its noise level sqrt(alpha_bar_N) is near 0. Candidates with sqrt(alpha_bar_N) above
-``max_last_level`` are skipped, never scored (a published 6-step schedule has 0.96 there).
+``max_last_level`` are skipped, never scored (a published 6-step schedule has 0.96 there), and so are
+candidates whose noisiest level is below ``min_last_level`` (the network's trained range ends there).
 
 The search knows nothing of audio: ``score(schedule) -> float`` (lower is better) is the caller's.
 """
@@ -26,6 +27,7 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
+from ..errors import UserInputError
 from .schedule import NoiseSchedule
 
 
@@ -57,8 +59,9 @@ class SearchResult:
 
 
 class _Searcher:
-    def __init__(self, score: Callable[[NoiseSchedule], float], max_last_level: float, progress: bool):
-        self.score_fn, self.max_last_level = score, max_last_level
+    def __init__(self, score: Callable[[NoiseSchedule], float], max_last_level: float, min_last_level: float,
+                 progress: bool):
+        self.score_fn, self.max_last_level, self.min_last_level = score, max_last_level, min_last_level
         self.cache: dict[tuple[float, ...], float | None] = {}
         self.candidates: list[Candidate] = []
         self.best: tuple[float, torch.Tensor] | None = None
@@ -72,7 +75,7 @@ class _Searcher:
         sched = NoiseSchedule(betas)
         last = float(sched.noise_levels[-1])
         s = None
-        if last <= self.max_last_level:
+        if self.min_last_level <= last <= self.max_last_level:
             s = float(self.score_fn(sched))
             if not math.isfinite(s):
                 s = math.inf
@@ -88,11 +91,12 @@ class _Searcher:
 def search_schedule(score: Callable[[NoiseSchedule], float], n_steps: int, *, grid: int = 8,
                     beta_first_range: tuple[float, float] = (1e-6, 1e-1),
                     beta_last_range: tuple[float, float] = (1e-2, 0.9999), refine_rounds: int = 2,
-                    coord_rounds: int = 2, max_last_level: float = 0.1, progress: bool = False) -> SearchResult:
+                    coord_rounds: int = 2, max_last_level: float = 0.1, min_last_level: float = 0.0,
+                    progress: bool = False) -> SearchResult:
     """Coarse-to-fine search of an ``n_steps`` beta sequence minimising ``score``."""
     if n_steps < 1:
         raise ValueError(f"n_steps must be >= 1, got {n_steps}")
-    s = _Searcher(score, max_last_level, progress)
+    s = _Searcher(score, max_last_level, min_last_level, progress)
 
     def family(u: float, v: float) -> torch.Tensor:  # u = ln beta_1, v = ln(1 - beta_N)
         return geometric_betas(n_steps, math.exp(u), 1.0 - math.exp(v))
@@ -106,8 +110,8 @@ def search_schedule(score: Callable[[NoiseSchedule], float], n_steps: int, *, gr
                 s.evaluate(family(u, v), "grid")
     if s.best is None:
         s.bar.close()
-        raise ValueError(f"no {n_steps}-step candidate reaches sqrt(alpha_bar_N) <= {max_last_level}; "
-                         f"widen beta_last_range toward 1 or raise max_last_level")
+        raise UserInputError(f"no {n_steps}-step candidate has sqrt(alpha_bar_N) in [{min_last_level:.3g}, "
+                             f"{max_last_level}]; widen beta_last_range or raise max_last_level")
     du = float(us[1] - us[0]) if grid > 1 else 1.0
     dv = float(vs[1] - vs[0]) if grid > 1 else 1.0
     for r in range(refine_rounds):  # zoom: 5 x 5 around the best pair at half the spacing

@@ -1,0 +1,157 @@
+"""Long audio as a denoiser wrapper: the network runs on overlapping windows, the sampler sees whole clips.
+
+:class:`WindowedDenoiser` binds a batch of log-mels (of any lengths) to a vocoder network and is itself a
+denoiser ``denoise(x [B, T], level [B]) -> eps [B, T]`` for :func:`wavegrad.diffusion.sample`: every
+sampler vocodes clips of any length with memory flat in length, and there is no sampling loop here.
+
+Long inputs: windows and seams
+------------------------------
+A clip longer than ``chunk_frames + overlap_frames`` frames is covered by windows of exactly
+``W = chunk_frames + overlap_frames`` frames that start every ``chunk_frames`` frames (the last one is
+right-aligned to the clip's end, so every window of a long clip has the same length and windows of
+different clips batch together without padding). Consecutive windows share at least
+``overlap_frames`` frames.
+
+The seams are treated *inside* the sampling, at every network evaluation, not on the finished audio: there is one
+waveform state ``x_t`` per clip, and at each step the denoiser runs on every window (in mini-batches of
+``batch_size`` windows, so activation memory depends on ``W`` and ``batch_size``, not on the clip's
+length) and the windows' predicted noises ``eps`` are joined into one ``eps`` for the whole clip by a
+**linear crossfade**. Of each overlap, the outer quarter on either side is context only (weight 0 for
+the window that ends or starts there) and the crossfade runs over its middle half; with the default
+``overlap_frames=32`` each window therefore sees 8 frames (≈ 93 ms at hop 256 / 22.05 kHz) of real
+context beyond any sample it contributes to, more than WaveGrad's per-step receptive field of ±5 frames
+(measured for the default factors/dilations, whatever the widths). The two windows' ``eps`` then agree
+to float rounding across the crossfade, so the chunked trajectory equals the unchunked one up to float
+rounding (tests/test_vocoder_api.py); the crossfade only matters when ``overlap_frames`` is made
+smaller than about 4 x the receptive field. Linear (not equal-power) because the two estimates are
+almost identical, i.e. fully correlated: a linear crossfade keeps their amplitude, an equal-power one
+would boost it by up to 3 dB mid-seam. Because all windows share one noise draw per step (DDPM, eta > 0)
+the seams carry no change of random realisation either. Joining independently sampled chunk *outputs*
+would not have this property (two random realisations crossfaded: a level dip and phase smearing).
+
+Memory: the network's activations are bounded by ``batch_size`` windows of ``W`` frames; per clip
+only O(length) vectors are kept (the state ``x_t``, the joined ``eps``, the noise, the output).
+
+Batches of clips of different lengths: windows are sorted by length and shorter ones (clips shorter than
+``W``) are padded in a mini-batch: the log-mel with the silence level, the waveform state with zeros. The
+sampler's state is ``[B, T_max]``, each clip's tail beyond its own length held at zero (the wrapper returns
+eps = 0 there and the caller's noise source draws zeros there).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from .models.precision import network_autocast
+
+
+def plan_windows(frames: int, chunk_frames: int | None, overlap_frames: int) -> list[tuple[int, int]]:
+    """Frame ranges ``[(start, stop), ...]`` of the windows covering ``frames`` frames (module docstring).
+
+    One window ``[0, frames)`` when chunking is off (``chunk_frames=None``) or the clip fits in
+    ``chunk_frames + overlap_frames``; otherwise windows of exactly that length every ``chunk_frames``,
+    the last one right-aligned to the end.
+    """
+    width = None if chunk_frames is None else chunk_frames + overlap_frames
+    if width is None or frames <= width:
+        return [(0, frames)]
+    starts = list(range(0, frames - width, chunk_frames)) + [frames - width]
+    return [(a, a + width) for a in starts]
+
+
+def crossfade_weights(windows: Sequence[tuple[int, int]], hop: int, overlap_frames: int) -> list[torch.Tensor | None]:
+    """Per-window sample weights that join the windows' outputs (None: weight 1 everywhere).
+
+    Around each boundary (the middle of the overlap of windows j and j+1) window j fades out and
+    window j+1 fades in linearly over ``2 h`` samples; the weights of the two sum to 1 exactly and
+    no sample is covered by more than two non-zero weights. ``h`` is a quarter of the nominal overlap
+    (so each window keeps a quarter of the overlap as pure context beyond its last non-zero weight),
+    capped by the actual overlap and by half the distance to the neighbouring boundaries. With no
+    overlap the windows are cut hard at the boundary.
+    """
+    n = len(windows)
+    if n == 1:
+        return [None]
+    bounds = [hop * (windows[j + 1][0] + windows[j][1]) // 2 for j in range(n - 1)]       # samples
+    halves = []
+    for j in range(n - 1):
+        h = hop * overlap_frames // 4
+        h = min(h, hop * (windows[j][1] - windows[j + 1][0]) // 4)      # keep >= 1/4 of the real overlap as context
+        if j > 0:
+            h = min(h, (bounds[j] - bounds[j - 1]) // 2)
+        if j < n - 2:
+            h = min(h, (bounds[j + 1] - bounds[j]) // 2)
+        halves.append(max(h, 0))
+
+    def fade_in(t: torch.Tensor, j: int) -> torch.Tensor:        # 0 -> 1 around bounds[j]
+        b, h = bounds[j], halves[j]
+        if h == 0:
+            return (t >= b).to(torch.float32)
+        return ((t + 0.5 - (b - h)) / (2 * h)).clamp(0.0, 1.0)
+
+    weights = []
+    for j, (a, z) in enumerate(windows):
+        t = torch.arange(a * hop, z * hop, dtype=torch.float64)
+        w = torch.ones_like(t)
+        if j > 0:
+            w = w * fade_in(t, j - 1)
+        if j < n - 1:
+            w = w * (1.0 - fade_in(t, j))
+        weights.append(w.to(torch.float32))
+    return weights
+
+
+class WindowedDenoiser:
+    """``denoise(x [B, T_max], level [B]) -> eps [B, T_max]`` for B clips of ``mels[b]`` ([n_mels, frames_b])
+    and a vocoder network with ``encode_mel`` / ``noise_embeddings`` / ``denoise`` (WaveGrad, DiffWave).
+
+    The mel conditioning is encoded once per window here, not once per step; each call runs the network on
+    every window, ``batch_size`` windows at a time, and joins the windows' eps by the crossfade of
+    :func:`crossfade_weights`. ``chunk_frames=None`` gives one window per clip (no seams).
+    """
+
+    def __init__(self, model, mels: Sequence[torch.Tensor], *, chunk_frames: int | None = None,
+                 overlap_frames: int = 32, batch_size: int | None = None, pad_value: float = 0.0,
+                 precision: str = "fp32"):
+        self.model, self.precision = model, precision
+        self.hop = model.cfg.hop_length
+        self.device, dtype = mels[0].device, mels[0].dtype
+        self.lengths = [mel.shape[-1] * self.hop for mel in mels]
+        windows = []                                               # (clip, start frame, stop frame, weight)
+        for c, mel in enumerate(mels):
+            plan = plan_windows(mel.shape[-1], chunk_frames, overlap_frames)
+            for (a, z), w in zip(plan, crossfade_weights(plan, self.hop, overlap_frames)):
+                windows.append((c, a, z, None if w is None else w.to(self.device, dtype)))
+        order = sorted(range(len(windows)), key=lambda k: windows[k][1] - windows[k][2])  # longest first (stable)
+        size = batch_size or len(mels)
+        self.batches = [[windows[k] for k in order[i:i + size]] for i in range(0, len(order), size)]
+        with network_autocast(self.device, precision):
+            self.features = [model.encode_mel(self._mel_batch(mels, b, pad_value)) for b in self.batches]
+
+    def _mel_batch(self, mels, batch, pad_value: float) -> torch.Tensor:
+        """[b, n_mels, L] of a window batch, shorter windows padded with the silence level."""
+        longest = max(z - a for _, a, z, _ in batch)
+        out = torch.full((len(batch), mels[0].shape[0], longest), pad_value, device=self.device, dtype=mels[0].dtype)
+        for r, (c, a, z, _) in enumerate(batch):
+            out[r, :, :z - a] = mels[c][:, a:z]
+        return out
+
+    def __call__(self, x: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+        hop, eps = self.hop, torch.zeros_like(x)                                     # [B, T_max]
+        for batch, feats in zip(self.batches, self.features):
+            longest = feats.shape[-1] * hop
+            x_in = x.new_zeros((len(batch), longest))                                # [b, L * hop]
+            for r, (c, a, z, _) in enumerate(batch):
+                x_in[r, :(z - a) * hop] = x[c, a * hop:z * hop]
+            lv = level[torch.tensor([c for c, _, _, _ in batch], device=level.device)]   # [b]
+            with network_autocast(self.device, self.precision):
+                out = self.model.denoise(x_in, self.model.noise_embeddings(lv), feats)
+            out = out.to(x.dtype)
+            for r, (c, a, z, w) in enumerate(batch):
+                piece = out[r, :(z - a) * hop]
+                if w is None:
+                    eps[c, a * hop:z * hop] = piece
+                else:
+                    eps[c, a * hop:z * hop] += w * piece
+        return eps
