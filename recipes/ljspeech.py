@@ -9,8 +9,8 @@ Without --data-dir the quick preset generates a small speech-like corpus (data/q
 trains the tiny model on it: it shows the pipeline and the trend on two CPU cores, not quality.
 Every flag of `wavegrad train` works here too (`--help` shows them with this preset's defaults), and
 so do those of the two commands the recipe chains after training, prefixed: `--search-*` for
-`wavegrad search-schedule`, `--benchmark-*` for `wavegrad benchmark`. The quick preset searches a
-6-step schedule and prints the benchmark table (`--search-steps 0 --benchmark-nfe ""` skip them).
+`wavegrad search-schedule`, `--benchmark-*` for `wavegrad benchmark`. The quick preset searches 6- and
+3-step schedules and prints the benchmark table (`--search-steps "" --benchmark-nfe ""` skip them).
 Under torchrun, rank 0 alone writes files and runs the steps after training.
 
 Paper-faithful defaults (Chen et al. 2020, arXiv 2009.00713, §5.1 and App.): WaveGrad Base, Adam at
@@ -42,8 +42,8 @@ class LJSpeechRecipe:
     """Training, then the two commands the recipe chains: search-schedule and benchmark."""
 
     run: VocoderRun = param(factory=VocoderRun, prefix="", help="the training run")
-    search: SearchConfig = param(factory=lambda: SearchConfig(steps=0), help="search-schedule after training "
-                                 "(--search-steps 0: skip)")
+    search: SearchConfig = param(factory=lambda: SearchConfig(steps=()), help="search-schedule after training "
+                                 "(--search-steps '': skip)")
     benchmark: BenchmarkConfig = param(factory=lambda: BenchmarkConfig(nfe=()), help="benchmark after training "
                                        "(--benchmark-nfe '': skip)")
 
@@ -61,7 +61,7 @@ PRESETS = {
             "train.max_minutes": 8.0, "train.ema_decay": 0.999, "train.val_every": 600, "train.ckpt_every": 600,
             "train.log_every": 25, "train.num_workers": 0, "data.data_dir": str(QUICKSTART), "data.val_clips": 3,
             "data.val_seconds": 2.0, "data.val_steps": 50}),
-        SearchConfig(steps=6),
+        SearchConfig(steps=(6, 3)),
         BenchmarkConfig(nfe=(50, 25, 12, 6, 3), clips=3)),
 }
 
@@ -113,8 +113,9 @@ def main(argv=None) -> int:
             return 0
         vocode_test_clips(ckpt, data_dir, Path(recipe.run.train.run_dir) / "vocoded")
         if recipe.search.steps:
-            print(f"\nsearching a {recipe.search.steps}-step schedule (wavegrad search-schedule {ckpt} "
-                  f"--data-dir {data_dir} --steps {recipe.search.steps})")
+            steps = ",".join(map(str, recipe.search.steps))
+            print(f"\nsearching {steps}-step schedules (wavegrad search-schedule {ckpt} --data-dir {data_dir} "
+                  f"--steps {steps})")
             search_checkpoint(ckpt, data_dir, recipe.search)
         if recipe.benchmark.nfe:
             print(f"\nbenchmarking (wavegrad benchmark {ckpt} --data-dir {data_dir} "

@@ -182,3 +182,23 @@ def test_bad_mels_are_user_errors(voc, mel, match):
 def test_bad_options_are_user_errors(voc, kwargs, match):
     with pytest.raises(UserInputError, match=match):
         voc.vocode_batch([_mel(3)], **{"steps": 1, **kwargs}, seed=0)
+
+
+@pytest.mark.parametrize("prior", ["priorgrad", "specgrad"])
+def test_priors_are_computed_per_clip_so_windows_and_batches_do_not_matter(voc, prior):
+    """The prior is computed once per clip from its whole mel and applied to the whole clip's noise: chunked
+    equals unchunked for every prior, and a clip's waveform does not depend on the clips batched with it."""
+    from wavegrad.audio.priors import PriorConfig
+    pv = Vocoder(voc.model, MelConfig(), voc.train_schedule, prior=PriorConfig(kind=prior),
+                 prior_stats={"energy_min": 0.03})
+    mel = _mel(80, seed=4)
+    plan = {"steps": 4, "sampler": "ddpm"}
+    whole = pv(mel, generator=_gen(5), chunk_frames=None, **plan)
+    chunked = pv(mel, generator=_gen(5), chunk_frames=16, overlap_frames=32, batch_size=2, **plan)
+    assert (chunked - whole).abs().max() < ROUNDING
+    mels = [_mel(8, seed=s) for s in range(3)]
+    one, three = (pv.vocode_batch(mels, steps=3, seed=10, batch_size=b) for b in (1, 3))
+    for a, b in zip(one, three):
+        torch.testing.assert_close(a, b, rtol=0, atol=ROUNDING)
+    white = voc(mel, generator=_gen(5), chunk_frames=None, **plan)
+    assert (white - whole).abs().max() > 1e-2                              # the prior does change the sample

@@ -152,3 +152,35 @@ def test_a_launch_whose_ranks_disagree_with_the_environment_stops(monkeypatch, t
         Trainer(ToyTask(), TrainConfig(run_dir=str(tmp_path / "r"), batch_size=4, cpu=True, num_workers=0),
                 accelerator=acc)
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("prior", ["priorgrad", "specgrad"])
+def test_a_prior_trains_is_stored_and_vocodes_with_no_flag(prior, corpus, tmp_path):
+    trainer, path = run(corpus, tmp_path / "r", "--max-steps", "2", "--val-every", "2", "--prior", prior)
+    ckpt = torch.load(path, weights_only=True)
+    assert ckpt["prior"]["config"]["kind"] == prior
+    if prior == "priorgrad":     # the training set's smallest frame energy, above the silence floor sqrt(80e-5)
+        assert ckpt["prior"]["stats"]["energy_min"] >= (80 * 1e-5) ** 0.5 - 1e-6
+    voc = Vocoder.from_checkpoint(path)
+    assert voc.prior_config.kind == prior
+    wav = voc(torch.randn(80, 7) - 5, steps=3, generator=torch.Generator().manual_seed(0))
+    assert wav.shape == (7 * 256,) and torch.isfinite(wav).all()
+    r = subprocess.run([sys.executable, "-m", "wavegrad.cli", "train", "--data-dir", str(corpus), "--run-dir",
+                        str(tmp_path / "r"), *FAST, "--max-steps", "3", "--resume", "auto"], capture_output=True,
+                       text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 2 and "cannot resume: its prior" in r.stderr, r.stderr   # resumed with another prior
+
+
+def test_checkpoints_from_before_priors_load_as_white(tmp_path):
+    from wavegrad.audio import MelConfig
+    from wavegrad.checkpoint import load_checkpoint, save_checkpoint
+    from wavegrad.diffusion import NoiseSchedule
+    from wavegrad.models import WaveGrad, WaveGradConfig
+    from wavegrad.vocoder import save_vocoder_checkpoint
+    path = save_vocoder_checkpoint(tmp_path / "c.pt", WaveGrad(WaveGradConfig.tiny()), MelConfig(),
+                                   NoiseSchedule.linear(1000))
+    old = load_checkpoint(path)
+    for key in ("prior", "format", "version"):
+        old.pop(key)
+    save_checkpoint(path, old)
+    assert Vocoder.from_checkpoint(path).prior_config.kind == "white"

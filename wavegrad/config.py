@@ -29,16 +29,17 @@ _NO_DEFAULT = dataclasses.MISSING
 
 def param(default: Any = _NO_DEFAULT, help: str = "", *, choices: Sequence[Any] | None = None,
           paper: str | None = None, factory: Any = None, prefix: str | None = None,
-          cli: bool = True) -> Any:
+          cli: bool = True, flag: str | None = None) -> Any:
     """A documented dataclass field.
 
     ``help``: what the field does; ``choices``: the allowed values (listed in ``--help`` and checked by
     argparse for scalar fields); ``paper``: the value the paper uses and where it says so; ``factory``:
     a default factory (for nested config dataclasses); ``prefix``: for a nested config, the flag prefix
-    of its fields (default: ``<field name>-``); ``cli=False`` keeps the field off the command line.
+    of its fields (default: ``<field name>-``); ``cli=False`` keeps the field off the command line; ``flag``
+    names the flag outright, whatever the prefixes (``--prior`` for ``PriorConfig.kind``).
     """
     meta = {"help": help, "choices": tuple(choices) if choices is not None else None, "paper": paper,
-            "prefix": prefix, "cli": cli}
+            "prefix": prefix, "cli": cli, "flag": flag}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -185,7 +186,7 @@ def add_arguments(parser: argparse.ArgumentParser, cls, defaults: Any = None, *,
             add_arguments(parser, tp, value, dest=path + ".", flag_prefix=flag_prefix + prefix,
                           title=f"{tp.__name__} ({f.metadata.get('help') or f.name})")
             continue
-        flag = "--" + flag_prefix + f.name.replace("_", "-")
+        flag = "--" + (f.metadata.get("flag") or flag_prefix + f.name.replace("_", "-"))
         kwargs: dict[str, Any] = {"dest": path, "default": value, "help": _help(f, value)}
         if tp is bool:
             kwargs["action"] = argparse.BooleanOptionalAction

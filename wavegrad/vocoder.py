@@ -38,8 +38,10 @@ from typing import Callable, Sequence
 import torch
 
 from .audio import MelConfig, MelFeaturizer
+from .audio.priors import PriorConfig, build_prior
 from .checkpoint import load_checkpoint, load_family_checkpoint, rebuilding_from, save_checkpoint
-from .diffusion import NoiseSchedule, Step, plan_sampling, sample
+from .config import from_dict, to_dict
+from .diffusion import NoiseSchedule, Prior, Step, plan_sampling, sample
 from .diffusion._util import randn
 from .errors import UserInputError
 from .long_form import WindowedDenoiser
@@ -56,12 +58,14 @@ CLIP = 1.0                     # x0 estimates are clamped to the audio range [-1
 
 
 def save_vocoder_checkpoint(path: str | Path, model: WaveGrad, mel_config: MelConfig,
-                            train_schedule: NoiseSchedule, schedules: dict[str, NoiseSchedule] | None = None) -> Path:
+                            train_schedule: NoiseSchedule, schedules: dict[str, NoiseSchedule] | None = None,
+                            prior: PriorConfig | None = None, prior_stats: dict | None = None) -> Path:
     """A minimal inference checkpoint (no optimizer state): the weights serve as EMA and raw weights."""
     weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     return save_checkpoint(path, {
         "family": "vocoder", "model_config": model.cfg.to_dict(), "mel_config": mel_config.to_dict(),
         "schedule": train_schedule.to_dict(), "schedules": {k: v.to_dict() for k, v in (schedules or {}).items()},
+        "prior": {"config": to_dict(prior or PriorConfig()), "stats": dict(prior_stats or {})},
         "model": weights, "ema": {"shadow": weights}, "step": 0})
 
 
@@ -69,17 +73,17 @@ def save_vocoder_checkpoint(path: str | Path, model: WaveGrad, mel_config: MelCo
 def vocode(model: WaveGrad, mel: torch.Tensor, schedule: NoiseSchedule, *, sampler: str | None = None,
            eta: float | None = None, generator: torch.Generator | None = None, clip: float | None = CLIP,
            progress: bool = False, precision: str = "fp32", callback: Callable[[Step], None] | None = None,
-           **options) -> torch.Tensor:
+           prior: Prior | None = None, **options) -> torch.Tensor:
     """``mel [B, n_mels, frames] -> wav [B, frames * hop]``: ``sample`` with the network bound to the mel.
 
     The mel features are encoded once per utterance, not once per step; ``clip`` bounds every x0 estimate
     to the audio range [-clip, clip] (guards runaway amplitude). ``precision="bf16"`` runs the network
-    calls under bf16 autocast (the sampler stays fp32).
+    calls under bf16 autocast (the sampler stays fp32). ``prior``: the noise prior bound to ``mel`` (white if None).
     """
     denoise = WindowedDenoiser(model, list(mel), precision=precision)
     shape = (mel.shape[0], mel.shape[-1] * model.cfg.hop_length)
     return sample(denoise, shape, schedule, sampler=sampler, eta=eta, generator=generator, device=mel.device,
-                  dtype=mel.dtype, clip_x0=clip, progress=progress, callback=callback, **options)
+                  dtype=mel.dtype, clip_x0=clip, progress=progress, callback=callback, prior=prior, **options)
 
 
 def _check_positive_int(name: str, value, allow_none: bool = False, minimum: int = 1) -> None:
@@ -94,7 +98,8 @@ class Vocoder:
 
     def __init__(self, model: WaveGrad, mel_config: MelConfig, train_schedule: NoiseSchedule,
                  schedules: dict[str, NoiseSchedule] | None = None, device: str | torch.device = "cpu",
-                 precision: str = "fp32", schedule_samplers: dict[str, str] | None = None):
+                 precision: str = "fp32", schedule_samplers: dict[str, str] | None = None,
+                 prior: PriorConfig | None = None, prior_stats: dict | None = None):
         self.precision = check_precision(precision)    # "bf16": network calls under bf16 autocast
         self.device = torch.device(device)
         if self.precision == "bf16" and self.device.type == "cpu" and not cpu_has_fast_bf16():
@@ -106,6 +111,8 @@ class Vocoder:
         self.schedules = dict(schedules or {})
         self.schedule_samplers = dict(schedule_samplers or {})   # stored schedule -> the sampler it was searched for
         self.featurizer = MelFeaturizer(mel_config).to(self.device)
+        self.prior_config = prior or PriorConfig()                 # white for checkpoints from before priors
+        self.prior_stats = dict(prior_stats or {})
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu", use_ema: bool = True,
@@ -120,8 +127,10 @@ class Vocoder:
             schedules = {k: NoiseSchedule.from_dict(v) for k, v in stored.items()}
             samplers = {k: v["sampler"] for k, v in stored.items() if "sampler" in v}
             mel_config, train_schedule = MelConfig.from_dict(ckpt["mel_config"]), NoiseSchedule.from_dict(ckpt["schedule"])
+            prior = ckpt.get("prior") or {}
+            prior_config = from_dict(PriorConfig, prior.get("config", {}))
         return cls(model, mel_config, train_schedule, schedules, device, precision=precision,
-                   schedule_samplers=samplers)
+                   schedule_samplers=samplers, prior=prior_config, prior_stats=prior.get("stats", {}))
 
     def add_schedule(self, path: str | Path, name: str, schedule: NoiseSchedule, sampler: str | None = None) -> None:
         """Store ``schedule`` under ``name`` (with the sampler it is meant for) in the checkpoint at ``path``
@@ -175,6 +184,15 @@ class Vocoder:
         """The log-mel of silence, ``ln(log_floor)``: the value clips are padded with."""
         return math.log(self.mel_config.log_floor)
 
+    def prior(self, mels: Sequence[torch.Tensor]) -> Prior:
+        """The checkpoint's prior bound to clips ``mels`` ([n_mels, frames_i], padded with silence to the longest)."""
+        frames = max(m.shape[-1] for m in mels)
+        batch = torch.full((len(mels), self.mel_config.n_mels, frames), self.silence_level, device=self.device)
+        for i, m in enumerate(mels):
+            batch[i, :, :m.shape[-1]] = m
+        return build_prior(self.prior_config, self.prior_stats, batch, self.mel_config,
+                           [m.shape[-1] * self.hop_length for m in mels])
+
     # -- vocoding -----------------------------------------------------------------------------------------------
     def _sample(self, mels: list[torch.Tensor], plan, noise, *, chunk_frames, overlap_frames, batch_size, progress,
                 callback=None) -> list[torch.Tensor]:
@@ -183,8 +201,8 @@ class Vocoder:
         denoise = WindowedDenoiser(self.model, mels, chunk_frames=chunk_frames, overlap_frames=overlap_frames,
                                    batch_size=batch_size, pad_value=self.silence_level, precision=self.precision)
         shape = (len(mels), max(denoise.lengths))
-        x = sample(denoise, shape, sched, sampler=name, noise=noise, device=self.device, dtype=torch.float32,
-                   clip_x0=CLIP, progress=progress, callback=callback, **options)
+        x = sample(denoise, shape, sched, sampler=name, noise=noise, prior=self.prior(mels), device=self.device,
+                   dtype=torch.float32, clip_x0=CLIP, progress=progress, callback=callback, **options)
         return [x[i, :n] for i, n in enumerate(denoise.lengths)]
 
     @torch.inference_mode()

@@ -94,8 +94,12 @@ def register(sub, name: str) -> None:
                        description="Vocode held-out test clips with every sampler at every NFE budget (and every "
                                    "searched schedule) and score them against the real audio; writes markdown, CSV, "
                                    "JSON and a PNG plot of quality and speed against network evaluations.")
-    p.add_argument("checkpoint", type=Path, help="a vocoder checkpoint")
+    p.add_argument("checkpoints", type=Path, nargs="+", metavar="CHECKPOINT",
+                   help="one vocoder checkpoint, or several to compare side by side on the same clips (e.g. the same "
+                        "model trained with --prior white and --prior specgrad)")
     p.add_argument("--data-dir", type=Path, required=True, help="LJSpeech-layout folder with a test.txt split")
+    p.add_argument("--labels", type=lambda t: [v for v in t.split(",") if v], default=None,
+                   help="comma-separated names of the checkpoints' rows (default: their run folders)")
     add_arguments(p, BenchmarkConfig)
     p.set_defaults(func=run)
 
@@ -141,38 +145,58 @@ def griffin_lim(voc: Vocoder, clips: EvalClips) -> tuple[torch.Tensor, float]:
 
 
 def run(args: argparse.Namespace) -> int:
-    benchmark_checkpoint(args.checkpoint, args.data_dir, from_args(BenchmarkConfig, args))
+    benchmark_checkpoints(args.checkpoints, args.data_dir, from_args(BenchmarkConfig, args), labels=args.labels)
     return 0
 
 
 def benchmark_checkpoint(checkpoint: Path, data_dir: Path, cfg: BenchmarkConfig) -> list[dict]:
-    """Every (sampler, steps) row plus ground truth and Griffin-Lim; writes the reports and prints the table."""
-    checkpoint = Path(checkpoint)
-    voc = Vocoder.from_checkpoint(checkpoint, device=cfg.device)
-    cfg.validate(len(voc.train_schedule))
-    clips = load_eval_clips(voc, data_dir, cfg.split, cfg.clips, cfg.seconds)
+    """:func:`benchmark_checkpoints` of one checkpoint."""
+    return benchmark_checkpoints([checkpoint], data_dir, cfg)
+
+
+def benchmark_checkpoints(checkpoints: list[Path], data_dir: Path, cfg: BenchmarkConfig,
+                          labels: list[str] | None = None) -> list[dict]:
+    """Ground truth, Griffin-Lim, then every (sampler, NFE) row of every checkpoint on the same clips; writes
+    the reports and prints the table. Several checkpoints must share their mel convention (same clips, same
+    features); their rows are prefixed with ``labels`` (default: each run folder's name)."""
+    checkpoints = [Path(c) for c in checkpoints]
+    labels = _labels(checkpoints, labels)
+    vocs = [Vocoder.from_checkpoint(c, device=cfg.device) for c in checkpoints]
+    for c, voc in zip(checkpoints[1:], vocs[1:]):
+        if voc.mel_config != vocs[0].mel_config:
+            raise UserInputError(f"{c} uses another mel convention than {checkpoints[0]}; compare checkpoints "
+                                 "trained on the same features")
+    for voc in vocs:
+        cfg.validate(len(voc.train_schedule))
+    clips = load_eval_clips(vocs[0], data_dir, cfg.split, cfg.clips, cfg.seconds)
     optional = M.available_optional_metrics() if cfg.optional else {}
-    sr = voc.mel_config.sample_rate
-    out_dir = Path(cfg.out_dir) if cfg.out_dir else checkpoint.parent.parent / "benchmark"
-    rows = []
-    rows.append({"system": "ground truth", "schedule": "", "steps": "", "nfe": "", "rtf": "",
-                 **score_clips(clips.wav, clips.wav, voc.mel_config, optional)})
-    gl, gl_t = griffin_lim(voc, clips)
-    rows.append({"system": "Griffin-Lim (32 it., seeded)", "schedule": "", "steps": 32, "nfe": "", "rtf": gl_t / clips.seconds,
-                 **score_clips(clips.wav, gl, voc.mel_config, optional)})
-    jobs, notes = cfg.jobs(voc)
-    for job in tqdm(jobs, desc="benchmark", unit="run"):
-        out, took = vocode_clips(voc, clips, cfg.seed, **job["plan"])
-        if not torch.isfinite(out).all():
-            notes.append(f"{job['system']} {job['steps']} steps: non-finite output")
-            continue
-        rows.append({k: job[k] for k in ("system", "schedule", "steps", "nfe")} | {"rtf": took / clips.seconds}
-                    | score_clips(clips.wav, out, voc.mel_config, optional))
+    mel_config = vocs[0].mel_config
+    rows = [{"system": "ground truth", "schedule": "", "steps": "", "nfe": "", "rtf": "",
+             **score_clips(clips.wav, clips.wav, mel_config, optional)}]
+    gl, gl_t = griffin_lim(vocs[0], clips)
+    rows.append({"system": "Griffin-Lim (32 it., seeded)", "schedule": "", "steps": 32, "nfe": "",
+                 "rtf": gl_t / clips.seconds, **score_clips(clips.wav, gl, mel_config, optional)})
+    notes = []
+    for label, voc in zip(labels, vocs):
+        jobs, job_notes = cfg.jobs(voc)
+        notes += [f"{label}: {n}" if label else n for n in job_notes]
+        for job in tqdm(jobs, desc=f"benchmark {label}".strip(), unit="run", disable=None):
+            system = f"{label}: {job['system']}" if label else job["system"]
+            out, took = vocode_clips(voc, clips, cfg.seed, **job["plan"])
+            if not torch.isfinite(out).all():
+                notes.append(f"{system} {job['steps']} steps: non-finite output")
+                continue
+            rows.append({"system": system} | {k: job[k] for k in ("schedule", "steps", "nfe")}
+                        | {"rtf": took / clips.seconds} | score_clips(clips.wav, out, mel_config, optional))
     for name, status in optional.items():
         if status is not True:
             notes.append(f"{name} skipped: {str(status).splitlines()[0]}")
-    meta = {"checkpoint": str(checkpoint), "device": str(voc.device), "threads": torch.get_num_threads(),
-            "torch": torch.__version__, "clips": clips.ids, "seconds_per_clip": clips.wav.shape[1] / sr,
+    out_dir = Path(cfg.out_dir) if cfg.out_dir else checkpoints[0].parent.parent / (
+        "benchmark" if len(checkpoints) == 1 else "benchmark-compare")
+    meta = {"checkpoints": dict(zip(labels or ["checkpoint"], map(str, checkpoints))),
+            "priors": {lab or "checkpoint": v.prior_config.kind for lab, v in zip(labels or [""], vocs)},
+            "device": str(vocs[0].device), "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "clips": clips.ids, "seconds_per_clip": clips.wav.shape[1] / mel_config.sample_rate,
             "seed": cfg.seed, "samplers": list(cfg.samplers), "nfe": "network evaluations per clip",
             "rtf": "wall-clock seconds per audio-second for the whole batch of clips, the path of `wavegrad vocode`",
             "mcd": "pysptk mcep order 24, c0 excluded, no DTW (time-aligned)", "notes": notes}
@@ -180,6 +204,18 @@ def benchmark_checkpoint(checkpoint: Path, data_dir: Path, cfg: BenchmarkConfig)
     print(markdown_table(rows, meta))
     print(f"\nwritten: {out_dir}/benchmark.md, .csv, .json, .png")
     return rows
+
+
+def _labels(checkpoints: list[Path], labels: list[str] | None) -> list[str]:
+    """No prefix for one checkpoint; else the given labels or the run folders' names (made unique)."""
+    if labels:
+        if len(labels) != len(checkpoints):
+            raise UserInputError(f"--labels has {len(labels)} names for {len(checkpoints)} checkpoints")
+        return list(labels)
+    if len(checkpoints) == 1:
+        return [""]
+    names = [c.parent.parent.name or c.stem for c in checkpoints]
+    return [n if names.count(n) == 1 else f"{n}/{c.stem}" for n, c in zip(names, checkpoints)]
 
 
 def _fmt(v) -> str:
@@ -223,10 +259,17 @@ def plot(path: Path, rows: list[dict]) -> None:
         return
     sampled = [r for r in rows if isinstance(r.get("nfe"), int)]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for system in dict.fromkeys(r["system"] for r in sampled):
+    systems = list(dict.fromkeys(r["system"] for r in sampled))
+    # compared checkpoints ("label: sampler"): a colour per sampler, a line style per checkpoint
+    samplers = list(dict.fromkeys(s.split(": ")[-1] for s in systems))
+    labels = list(dict.fromkeys(s.split(": ")[0] for s in systems if ": " in s))
+    styles = ["-", "--", ":", "-."]
+    for system in systems:
         pts = sorted((r["nfe"], r["log_mel_l1"], r["rtf"]) for r in sampled if r["system"] == system)
-        ax1.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=system)
-        ax2.plot([p[0] for p in pts], [p[2] for p in pts], "o-", label=system)
+        look = {"color": f"C{samplers.index(system.split(': ')[-1]) % 10}", "marker": "o",
+                "ls": styles[labels.index(system.split(": ")[0]) % 4] if ": " in system else "-"}
+        ax1.plot([p[0] for p in pts], [p[1] for p in pts], label=system, **look)
+        ax2.plot([p[0] for p in pts], [p[2] for p in pts], label=system, **look)
     for r in rows:
         if r["system"].startswith("Griffin"):
             ax1.axhline(r["log_mel_l1"], color="grey", ls="--", label="Griffin-Lim")

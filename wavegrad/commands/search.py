@@ -27,7 +27,8 @@ candidate goes to a CSV next to it.
 class SearchConfig:
     """What `search-schedule` searches and how it scores candidates."""
 
-    steps: int = param(6, "number of steps of the schedule to find", paper="6 (WaveGrad's searched schedule)")
+    steps: tuple[int, ...] = param((6,), "number(s) of steps of the schedule(s) to find, comma-separated",
+                                   paper="6 (WaveGrad's searched schedule)")
     split: str = param("val", "split whose clips score the candidates (never tune on test)")
     clips: int = param(2, "clips scored per candidate")
     seconds: float = param(1.0, "length each clip is cut to")
@@ -40,13 +41,13 @@ class SearchConfig:
     max_last_level: float = param(0.1, "largest sqrt(alpha_bar) allowed at the noisiest step (sampling starts "
                                        "from N(0, I))")
     name: str = param("", "schedule name in the checkpoint (empty: search-STEPS for ddpm, search-SAMPLER-STEPS "
-                          "for the others)")
+                          "for the others; only with one step count)")
     csv: str = param("", "CSV of every candidate (empty: next to the checkpoint)")
     device: str = param("cpu", "torch device, e.g. cpu, cuda")
 
     def validate(self) -> None:
-        if self.steps < 1:
-            raise UserInputError(f"--steps must be >= 1, got {self.steps}")
+        if not self.steps or min(self.steps) < 1:
+            raise UserInputError(f"--steps must be step counts >= 1, got {list(self.steps)}")
         if self.sampler not in SAMPLERS:
             raise UserInputError(f"unknown sampler {self.sampler!r}; choose from {', '.join(SAMPLERS)}")
         self.options.for_sampler(self.sampler)           # options the sampler does not take: one line
@@ -68,13 +69,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def search_checkpoint(checkpoint: Path, data_dir: Path, cfg: SearchConfig) -> SearchResult:
-    """Search, store the best schedule in ``checkpoint`` and write the candidates' CSV; print a summary."""
+def search_checkpoint(checkpoint: Path, data_dir: Path, cfg: SearchConfig) -> list[SearchResult]:
+    """For every step count: search, store the best schedule in ``checkpoint``, write the candidates' CSV and
+    print a summary."""
     cfg.validate()
+    if cfg.name and len(cfg.steps) > 1:
+        raise UserInputError("--name names one schedule: give one --steps count with it")
     checkpoint = Path(checkpoint)
     voc = Vocoder.from_checkpoint(checkpoint, device=cfg.device)
     clips = load_eval_clips(voc, data_dir, cfg.split, cfg.clips, cfg.seconds)
-    name = cfg.name or (f"search-{cfg.steps}" if cfg.sampler == "ddpm" else f"search-{cfg.sampler}-{cfg.steps}")
+    return [_search(voc, checkpoint, clips, cfg, steps) for steps in cfg.steps]
+
+
+def _search(voc: Vocoder, checkpoint: Path, clips, cfg: SearchConfig, steps: int) -> SearchResult:
+    name = cfg.name or (f"search-{steps}" if cfg.sampler == "ddpm" else f"search-{cfg.sampler}-{steps}")
     plan = {"sampler": cfg.sampler, "eta": cfg.options.eta, **cfg.options.for_sampler(cfg.sampler)}
 
     def score(schedule) -> float:
@@ -82,19 +90,19 @@ def search_checkpoint(checkpoint: Path, data_dir: Path, cfg: SearchConfig) -> Se
         return log_mel_l1(clips.wav, out, voc.mel_config)
 
     t0 = time.time()
-    res = search_schedule(score, cfg.steps, grid=cfg.grid, max_last_level=cfg.max_last_level,
+    res = search_schedule(score, steps, grid=cfg.grid, max_last_level=cfg.max_last_level,
                           min_last_level=float(voc.train_schedule.noise_levels[-1]), progress=True)
     took = time.time() - t0
-    respaced = score(voc.train_schedule.respace(cfg.steps))
+    respaced = score(voc.train_schedule.respace(steps))
     csv_path = Path(cfg.csv) if cfg.csv else checkpoint.with_name(f"{checkpoint.stem}.{name}.csv")
-    _write_candidates(csv_path, res, cfg.steps)
+    _write_candidates(csv_path, res, steps)
     voc.add_schedule(checkpoint, name, res.best, sampler=cfg.sampler)
-    passes = res.evaluations * nfe(cfg.sampler, cfg.steps, **cfg.options.for_sampler(cfg.sampler))
+    passes = res.evaluations * nfe(cfg.sampler, steps, **cfg.options.for_sampler(cfg.sampler))
     print(f"searched {res.evaluations} candidates ({len(res.candidates) - res.evaluations} skipped: start level "
           f"outside [{float(voc.train_schedule.noise_levels[-1]):.3g}, {cfg.max_last_level}]) = {passes} network passes over {len(clips.ids)} clips x "
           f"{clips.wav.shape[1] / voc.mel_config.sample_rate:.2f} s ({passes * clips.seconds:.0f} audio-seconds) "
           f"in {took:.0f} s")
-    print(f"best {cfg.steps}-step {cfg.sampler} schedule '{name}': log-mel L1 {res.best_score:.4f} "
+    print(f"best {steps}-step {cfg.sampler} schedule '{name}': log-mel L1 {res.best_score:.4f} "
           f"(respaced training schedule: {respaced:.4f}); betas = "
           + ", ".join(f"{b:.3g}" for b in res.best.betas.tolist())
           + f"; sqrt(alpha_bar) at the start = {float(res.best.noise_levels[-1]):.4f}")

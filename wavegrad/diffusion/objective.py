@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from ._util import append_dims, randn
+from .priors import WHITE, Prior
 from .schedule import NoiseSchedule
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -53,7 +54,18 @@ def training_noise(schedule: NoiseSchedule, shape: tuple[int, ...], *, generator
 
 
 def diffusion_loss(denoise: Denoiser, x0: torch.Tensor, noise_level: torch.Tensor, z: torch.Tensor, *,
-                   kind: str = "l1") -> torch.Tensor:
-    """The eps-prediction objective for a batch ``x0 [B, ...]`` at levels ``[B]`` with white noise ``z``:
-    ``eps_loss(denoise(q_sample(x0, level, z), level), z)`` (Ho et al. 2020, eq. 14; WaveGrad Alg. 1)."""
-    return eps_loss(denoise(q_sample(x0, noise_level, z), noise_level), z, kind)
+                   kind: str = "l1", prior: Prior | None = None) -> torch.Tensor:
+    """The eps-prediction objective for a batch ``x0 [B, ...]`` at levels ``[B]`` with white noise ``z``
+    (Ho et al. 2020, eq. 14; WaveGrad Alg. 1).
+
+    With a prior ``Sigma = L Lᵀ`` the noise is ``eps = L z``, ``x_t = a·x0 + sqrt(1 - a²)·eps``, the network
+    predicts ``eps`` and the loss is taken on the whitened residual ``L⁻¹(eps_hat - eps)``: for ``kind="l2"``
+    the Mahalanobis norm ``||eps_hat - eps||²_{Sigma⁻¹}`` per element (PriorGrad, Lee et al. 2022, eq. 8;
+    SpecGrad, Koizumi et al. 2022, eq. 7 with its approximate ``L⁻¹``), for ``"l1"`` its L1 counterpart.
+    """
+    if prior is None or prior is WHITE:
+        return eps_loss(denoise(q_sample(x0, noise_level, z), noise_level), z, kind)
+    eps = prior.color(z)
+    eps_hat = denoise(q_sample(x0, noise_level, eps), noise_level)
+    residual = prior.whiten(eps_hat.float() - eps.float())
+    return eps_loss(residual, torch.zeros_like(residual), kind)

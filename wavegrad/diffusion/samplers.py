@@ -90,7 +90,7 @@ def _sigmas(schedule: NoiseSchedule) -> list[float]:
 
 
 def _steps(n: int, progress: bool):
-    return tqdm(range(n), total=n, disable=not progress, desc="sampling", leave=False)
+    return tqdm(range(n), total=n, disable=None if progress else True, desc="sampling", leave=False)  # None: off on non-TTYs
 
 
 def _norms(t: torch.Tensor) -> torch.Tensor:

@@ -65,7 +65,7 @@ class _Searcher:
         self.cache: dict[tuple[float, ...], float | None] = {}
         self.candidates: list[Candidate] = []
         self.best: tuple[float, torch.Tensor] | None = None
-        self.bar = tqdm(desc="schedule search", unit="cand", disable=not progress, leave=False)
+        self.bar = tqdm(desc="schedule search", unit="cand", disable=None if progress else True, leave=False)
 
     def evaluate(self, betas: torch.Tensor, stage: str) -> float | None:
         betas = betas.clamp(1e-8, 0.999)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..audio import MelConfig
 from ..audio.mel import MEL_PRESETS
+from ..audio.priors import PriorConfig
 from ..config import param, to_dict
 from ..diffusion import ScheduleConfig
 from ..errors import UserInputError
@@ -33,6 +34,7 @@ class VocoderRun:
                                "quick start)", choices=tuple(MODEL_PRESETS), paper="base")
     mel_preset: str = param("hifigan", "mel convention of the conditioning features (the TTS model's output)",
                             choices=tuple(MEL_PRESETS))
+    prior: PriorConfig = param(factory=PriorConfig, help="noise prior")
     train: TrainConfig = param(factory=TrainConfig, prefix="", help="optimisation and bookkeeping")
     data: VocoderDataConfig = param(factory=VocoderDataConfig, prefix="", help="data")
     schedule: ScheduleConfig = param(factory=ScheduleConfig, help="training noise schedule")
@@ -51,6 +53,7 @@ class VocoderRun:
 
     def validate(self) -> None:
         self.train.validate()
+        self.prior.validate()
         if not self.data.data_dir:
             raise UserInputError("--data-dir is required (an LJSpeech-layout folder)")
         hop = self.mel_config().hop_length
@@ -88,7 +91,7 @@ def train_vocoder(run: VocoderRun, resume: str | None = None) -> tuple[Trainer, 
     Returns (trainer, final checkpoint path; None on ranks other than 0)."""
     run.validate()
     task = VocoderTask(run.model_config(), run.mel_config(), run.data, run.schedule, loss_kind=run.train.loss,
-                       seed=run.train.seed)
+                       seed=run.train.seed, prior=run.prior)
     return _fit(task, run, resume)
 
 

@@ -10,6 +10,7 @@ import torch
 
 from ..audio import MelConfig, MelFeaturizer, write_audio
 from ..audio.metrics import log_mel_l1
+from ..audio.priors import PriorConfig, build_prior, prior_statistics
 from ..config import param, to_dict
 from ..diffusion import ScheduleConfig, diffusion_loss
 from ..errors import UserInputError
@@ -38,12 +39,15 @@ class VocoderTask:
     family = "vocoder"
 
     def __init__(self, model_cfg: WaveGradConfig, mel_cfg: MelConfig, data_cfg: VocoderDataConfig,
-                 sched_cfg: ScheduleConfig, loss_kind: str = "l1", *, seed: int = 0):
+                 sched_cfg: ScheduleConfig, loss_kind: str = "l1", *, seed: int = 0,
+                 prior: PriorConfig | None = None):
         if model_cfg.n_mels != mel_cfg.n_mels or model_cfg.hop_length != mel_cfg.hop_length:
             raise UserInputError(f"model (n_mels={model_cfg.n_mels}, hop={model_cfg.hop_length}) and mel config "
                                  f"(n_mels={mel_cfg.n_mels}, hop={mel_cfg.hop_length}) disagree; make them match")
         self.model_cfg, self.mel_cfg, self.data_cfg, self.sched_cfg = model_cfg, mel_cfg, data_cfg, sched_cfg
         self.loss_kind = loss_kind
+        self.prior_cfg = prior or PriorConfig()
+        self.prior_cfg.validate()
         with torch.random.fork_rng(devices=[]):  # the initial weights are a function of the run's seed alone
             torch.manual_seed(seed)
             self.model = WaveGrad(model_cfg)
@@ -57,6 +61,28 @@ class VocoderTask:
                                         peak_normalize=data_cfg.peak_normalize, mel_cache=cache)
         val_ids = load_split(data_dir, "val")[: data_cfg.val_clips]
         self.val_set = Clips(data_dir, val_ids, mel_cfg, peak_normalize=data_cfg.peak_normalize)
+        self.prior_stats = self._prior_statistics(data_dir, load_split(data_dir, "train"), cache)
+
+    def _prior_statistics(self, data_dir: Path, ids: list[str], cache) -> dict:
+        """The prior's training-set statistics (PriorGrad: the smallest frame energy), from whole clips."""
+        if self.prior_cfg.kind != "priorgrad":
+            return {}
+        from ..data import Clips
+        clips = Clips(data_dir, ids, self.mel_cfg, peak_normalize=self.data_cfg.peak_normalize, mel_cache=cache)
+
+        def mels():
+            for i in range(len(clips)):
+                item = clips[i]
+                if "mel" in item:
+                    yield item["mel"]
+                else:
+                    with torch.no_grad():
+                        yield self.featurizer(item["audio"])[0]
+        return prior_statistics(self.prior_cfg, mels(), self.mel_cfg)
+
+    def prior(self, mel: torch.Tensor):
+        """The prior bound to a batch of log-mels ``[B, n_mels, F]`` (white by default)."""
+        return build_prior(self.prior_cfg, self.prior_stats, mel, self.mel_cfg)
 
     # -- the loop's interface ----------------------------------------------------------------------
     def loss(self, model, batch: dict[str, torch.Tensor], noise) -> torch.Tensor:
@@ -66,7 +92,8 @@ class VocoderTask:
             with torch.no_grad():
                 mel = self._featurizer(audio.device)(audio)
         level, z = noise(audio)  # [B], [B, T]
-        return diffusion_loss(lambda x, l: model(x, l, mel), audio, level, z, kind=self.loss_kind)
+        return diffusion_loss(lambda x, l: model(x, l, mel), audio, level, z, kind=self.loss_kind,
+                              prior=self.prior(mel))
 
     def validate(self, model: WaveGrad, step: int, writer, out_dir: Path) -> dict[str, float]:
         """Vocode the validation clips with the EMA weights; log-mel L1 against the real audio."""
@@ -81,7 +108,7 @@ class VocoderTask:
             item = self.val_set[k]
             utt, wav = item["id"], item["audio"][:max_len].to(device)[None]  # [1, T]
             mel = feat(wav)  # [1, n_mels, frames]
-            out = vocode(model, mel, sched, eta=1.0, generator=g)  # [1, T]
+            out = vocode(model, mel, sched, eta=1.0, generator=g, prior=self.prior(mel))  # [1, T]
             l1s.append(log_mel_l1(wav, out, self.mel_cfg))
             write_audio(out_dir / f"{utt}.wav", out[0].cpu().numpy(), sr)
             if writer is not None and k < 2:
@@ -92,11 +119,12 @@ class VocoderTask:
     def checkpoint_meta(self) -> dict[str, Any]:
         return {"family": self.family, "model_config": self.model_cfg.to_dict(),
                 "mel_config": self.mel_cfg.to_dict(), "data_config": to_dict(self.data_cfg),
-                "schedule_config": to_dict(self.sched_cfg), "schedules": {}}
+                "schedule_config": to_dict(self.sched_cfg), "schedules": {},
+                "prior": {"config": to_dict(self.prior_cfg), "stats": dict(self.prior_stats)}}
 
     def identity(self) -> dict[str, Any]:
         meta = self.checkpoint_meta()
-        return {k: meta[k] for k in ("family", "model_config", "mel_config")}
+        return {k: meta[k] for k in ("family", "model_config", "mel_config", "prior")}
 
     def _featurizer(self, device) -> MelFeaturizer:
         if self.featurizer.mel_basis.device != torch.device(device):
