@@ -10,7 +10,7 @@ EXTRAS ?= dev
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: install demo test test-slow
+.PHONY: install demo test test-slow compare-priors
 
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
@@ -31,3 +31,13 @@ test: install
 
 test-slow: install
 	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
+
+# The same quick run with each noise prior (about 9 minutes each), then one benchmark of the three on the
+# same test clips: README's prior comparison table comes from runs/compare-priors/benchmark.md.
+compare-priors: install
+	for prior in white priorgrad specgrad; do \
+		$(PY) recipes/ljspeech.py --preset quick --prior $$prior --run-dir runs/quick-$$prior --benchmark-nfe "" || exit 1; \
+	done
+	$(PY) -m wavegrad.cli benchmark runs/quick-white runs/quick-priorgrad runs/quick-specgrad --data-dir data/quickstart \
+		--labels white,priorgrad,specgrad --nfe 50,6,3 --samplers ddpm,ddim,dpmpp-2m,pc,searched --clips 3 \
+		--out-dir runs/compare-priors

@@ -16,7 +16,7 @@ LAYERS = {
     "config": 1, "utils": 1,
     "diffusion": 2,
     "audio": 3, "models": 3,
-    "data": 4, "checkpoint": 4, "long_form": 4,
+    "data": 4, "checkpoint": 4, "long_form": 4, "trajectory": 4,
     "vocoder": 5, "images": 5,
     "training": 6,
     "commands": 7, "benchmarks": 7,

@@ -82,11 +82,13 @@ def rebuilding_from(path: str | Path, kind: str, fix: str) -> Iterator[None]:
                              f"{first}); {fix}") from None
 
 
-def check_resumable(ckpt: dict[str, Any], path: str | Path, identity: dict[str, Any]) -> None:
+def check_resumable(ckpt: dict[str, Any], path: str | Path, identity: dict[str, Any],
+                    legacy: dict[str, Any] | None = None) -> None:
     """Refuse to resume from a checkpoint whose ``identity`` entries (family, model config, mel config,
-    dataset, ...) differ from this run's, naming the first that differs."""
+    dataset, ...) differ from this run's, naming the first that differs. ``legacy``: the value an entry had
+    before checkpoints recorded it (e.g. the architecture of checkpoints from before DiffWave)."""
     for key, want in identity.items():
-        have = ckpt.get(key)
+        have = ckpt.get(key, (legacy or {}).get(key))
         if have != want:
             raise UserInputError(f"{path}: cannot resume: its {key} ({_short(have)}) differs from this run's "
                                  f"({_short(want)}); use a new --run-dir or the same settings")
@@ -99,6 +101,19 @@ def _short(value: Any, n: int = 80) -> str:
 
 def checkpoint_name(step: int) -> str:
     return f"step-{step:08d}.pt"
+
+
+def find_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file as given, or the newest ``step-*.pt`` of a run folder (``RUN_DIR`` or ``RUN_DIR/checkpoints``)."""
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    for folder in (path / "checkpoints", path):
+        found = list_checkpoints(folder)
+        if found:
+            return found[-1]
+    raise UserInputError(f"{path} is a folder without checkpoints (step-*.pt in it or in its checkpoints/); "
+                         "give a checkpoint file or a run folder")
 
 
 def list_checkpoints(folder: str | Path) -> list[Path]:

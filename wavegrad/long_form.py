@@ -137,21 +137,25 @@ class WindowedDenoiser:
             out[r, :, :z - a] = mels[c][:, a:z]
         return out
 
-    def __call__(self, x: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
-        hop, eps = self.hop, torch.zeros_like(x)                                     # [B, T_max]
+    def __call__(self, x: torch.Tensor, level: torch.Tensor):
+        """eps [B, T_max], or (eps, v) for a learned-variance network (both joined the same way)."""
+        hop, outs = self.hop, None
         for batch, feats in zip(self.batches, self.features):
-            longest = feats.shape[-1] * hop
+            longest = max(z - a for _, a, z, _ in batch) * hop
             x_in = x.new_zeros((len(batch), longest))                                # [b, L * hop]
             for r, (c, a, z, _) in enumerate(batch):
                 x_in[r, :(z - a) * hop] = x[c, a * hop:z * hop]
             lv = level[torch.tensor([c for c, _, _, _ in batch], device=level.device)]   # [b]
             with network_autocast(self.device, self.precision):
                 out = self.model.denoise(x_in, self.model.noise_embeddings(lv), feats)
-            out = out.to(x.dtype)
-            for r, (c, a, z, w) in enumerate(batch):
-                piece = out[r, :(z - a) * hop]
-                if w is None:
-                    eps[c, a * hop:z * hop] = piece
-                else:
-                    eps[c, a * hop:z * hop] += w * piece
-        return eps
+            out = out if isinstance(out, tuple) else (out,)
+            outs = outs or tuple(torch.zeros_like(x) for _ in out)                    # [B, T_max] each
+            for joined, part in zip(outs, out):
+                part = part.to(x.dtype)
+                for r, (c, a, z, w) in enumerate(batch):
+                    piece = part[r, :(z - a) * hop]
+                    if w is None:
+                        joined[c, a * hop:z * hop] = piece
+                    else:
+                        joined[c, a * hop:z * hop] += w * piece
+        return outs if len(outs) > 1 else outs[0]

@@ -39,13 +39,14 @@ import torch
 
 from .audio import MelConfig, MelFeaturizer
 from .audio.priors import PriorConfig, build_prior
-from .checkpoint import load_checkpoint, load_family_checkpoint, rebuilding_from, save_checkpoint
+from .checkpoint import find_checkpoint, load_checkpoint, load_family_checkpoint, rebuilding_from, save_checkpoint
 from .config import from_dict, to_dict
 from .diffusion import NoiseSchedule, Prior, Step, plan_sampling, sample
+from .diffusion.inpaint import inpaint
 from .diffusion._util import randn
 from .errors import UserInputError
 from .long_form import WindowedDenoiser
-from .models import WaveGrad, WaveGradConfig
+from .models import VOCODERS, WaveGrad, vocoder_architecture
 from .models.precision import check_precision, cpu_has_fast_bf16
 
 # ≈ 3 s at hop 256 / 22.05 kHz. Measured for base on 2 CPU cores (15 s of audio): 256 frames ran at
@@ -57,13 +58,15 @@ DEFAULT_BATCH_SIZE = 4         # windows per network call in vocode_batch off th
 CLIP = 1.0                     # x0 estimates are clamped to the audio range [-1, 1]
 
 
-def save_vocoder_checkpoint(path: str | Path, model: WaveGrad, mel_config: MelConfig,
+def save_vocoder_checkpoint(path: str | Path, model, mel_config: MelConfig,
                             train_schedule: NoiseSchedule, schedules: dict[str, NoiseSchedule] | None = None,
                             prior: PriorConfig | None = None, prior_stats: dict | None = None) -> Path:
-    """A minimal inference checkpoint (no optimizer state): the weights serve as EMA and raw weights."""
+    """A minimal inference checkpoint of a WaveGrad or DiffWave network (no optimizer state): the weights serve as
+    EMA and raw weights."""
     weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     return save_checkpoint(path, {
-        "family": "vocoder", "model_config": model.cfg.to_dict(), "mel_config": mel_config.to_dict(),
+        "family": "vocoder", "architecture": vocoder_architecture(model), "model_config": model.cfg.to_dict(),
+        "mel_config": mel_config.to_dict(),
         "schedule": train_schedule.to_dict(), "schedules": {k: v.to_dict() for k, v in (schedules or {}).items()},
         "prior": {"config": to_dict(prior or PriorConfig()), "stats": dict(prior_stats or {})},
         "model": weights, "ema": {"shadow": weights}, "step": 0})
@@ -94,7 +97,7 @@ def _check_positive_int(name: str, value, allow_none: bool = False, minimum: int
 
 
 class Vocoder:
-    """A vocoder network (EMA weights) with its mel front end and its noise schedules."""
+    """A vocoder network (WaveGrad or DiffWave, EMA weights) with its mel front end, noise schedules and prior."""
 
     def __init__(self, model: WaveGrad, mel_config: MelConfig, train_schedule: NoiseSchedule,
                  schedules: dict[str, NoiseSchedule] | None = None, device: str | torch.device = "cpu",
@@ -117,10 +120,16 @@ class Vocoder:
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu", use_ema: bool = True,
                         precision: str = "fp32") -> "Vocoder":
+        """The vocoder of a checkpoint file, or of a run folder's newest checkpoint."""
         check_precision(precision)
+        path = find_checkpoint(path)
         ckpt = load_family_checkpoint(path, "vocoder", "a vocoder")
         with rebuilding_from(path, "vocoder", "re-export it with this wavegrad"):
-            model = WaveGrad(WaveGradConfig.from_dict(ckpt["model_config"]))
+            arch = ckpt.get("architecture", "wavegrad")               # checkpoints from before DiffWave: WaveGrad
+            if arch not in VOCODERS:
+                raise UserInputError(f"unknown vocoder architecture {arch!r} (this wavegrad knows {', '.join(VOCODERS)})")
+            network, config = VOCODERS[arch]
+            model = network(config.from_dict(ckpt["model_config"]))
             weights = ckpt["ema"]["shadow"] if use_ema else ckpt["model"]
             model.load_state_dict(weights)
             stored = ckpt.get("schedules", {})
@@ -209,7 +218,7 @@ class Vocoder:
     def __call__(self, mel: torch.Tensor, steps: int | None = None, schedule: str | NoiseSchedule | None = None,
                  eta: float | None = None, generator: torch.Generator | None = None, progress: bool = False, *,
                  sampler: str | None = None, nfe: int | None = None,
-                 chunk_frames: int | None = DEFAULT_CHUNK_FRAMES, overlap_frames: int = DEFAULT_OVERLAP_FRAMES,
+                 chunk_frames: int | None = DEFAULT_CHUNK_FRAMES, overlap_frames: int | None = None,
                  batch_size: int | None = None, callback: Callable[[Step], None] | None = None,
                  **options) -> torch.Tensor:
         """Log-mel [n_mels, frames] -> wav [frames * hop]; [B, n_mels, frames] -> [B, frames * hop].
@@ -224,7 +233,7 @@ class Vocoder:
         mel = self.check_mel(mel)
         plan = self.resolve(steps, schedule, sampler, nfe, eta, **options)
         _check_positive_int("chunk_frames", chunk_frames, allow_none=True)
-        _check_positive_int("overlap_frames", overlap_frames, minimum=0)
+        overlap_frames = self._overlap(overlap_frames)
         _check_positive_int("batch_size", batch_size, allow_none=True)
         wavs = self._sample(list(mel.unbind(0)), plan, lambda size: randn(size, generator, self.device, torch.float32),
                             chunk_frames=chunk_frames, overlap_frames=overlap_frames,
@@ -237,8 +246,9 @@ class Vocoder:
                      schedule: str | NoiseSchedule | None = None, eta: float | None = None, *,
                      sampler: str | None = None, nfe: int | None = None, seed: int | None = None,
                      generator: torch.Generator | None = None, batch_size: int | None = None,
-                     chunk_frames: int | None = DEFAULT_CHUNK_FRAMES, overlap_frames: int = DEFAULT_OVERLAP_FRAMES,
-                     progress: bool = False, **options) -> list[torch.Tensor]:
+                     chunk_frames: int | None = DEFAULT_CHUNK_FRAMES, overlap_frames: int | None = None,
+                     progress: bool = False, callback: Callable[[Step], None] | None = None,
+                     **options) -> list[torch.Tensor]:
         """Log-mels ``[n_mels, frames_i]`` of any lengths -> waveforms ``[frames_i * hop]`` (on ``self.device``).
 
         Clip ``i`` draws its noise from a CPU generator seeded with ``seed + i`` (``seed`` None: one base
@@ -256,7 +266,7 @@ class Vocoder:
         if batch_size is None:
             batch_size = 1 if self.device.type == "cpu" else DEFAULT_BATCH_SIZE
         _check_positive_int("chunk_frames", chunk_frames, allow_none=True)
-        _check_positive_int("overlap_frames", overlap_frames, minimum=0)
+        overlap_frames = self._overlap(overlap_frames)
         if seed is None:
             seed = int(torch.randint(0, 2**62, (), generator=generator,
                                      device=generator.device if generator is not None else "cpu"))
@@ -266,10 +276,88 @@ class Vocoder:
         for group in self._groups(checked, batch_size, chunk_frames, overlap_frames):
             wavs = self._sample([checked[i] for i in group], plan, self._clip_noise(group, checked, seed),
                                 chunk_frames=chunk_frames, overlap_frames=overlap_frames, batch_size=batch_size,
-                                progress=progress)
+                                progress=progress, callback=callback)
             for i, wav in zip(group, wavs):
                 results[i] = wav
         return results
+
+    def _overlap(self, overlap_frames: int | None) -> int:
+        """``overlap_frames``, checked; None: four times the network's per-step context (``CONTEXT_FRAMES``: its
+        receptive half-width in frames), at least ``DEFAULT_OVERLAP_FRAMES``, so each window keeps a quarter of
+        the overlap as context beyond the crossfade (see :mod:`wavegrad.long_form`)."""
+        if overlap_frames is None:
+            return max(DEFAULT_OVERLAP_FRAMES, 4 * self.model.CONTEXT_FRAMES)
+        _check_positive_int("overlap_frames", overlap_frames, minimum=0)
+        return overlap_frames
+
+    @torch.inference_mode()
+    def infill(self, wav: torch.Tensor, spans: Sequence[tuple[float, float]], steps: int | None = None,
+               schedule: str | NoiseSchedule | None = None, eta: float | None = None, *,
+               mel: torch.Tensor | None = None, sampler: str | None = None, nfe: int | None = None, seed: int = 0,
+               jump_length: int = 1, jump_n_sample: int = 1, chunk_frames: int | None = DEFAULT_CHUNK_FRAMES,
+               overlap_frames: int | None = None, batch_size: int | None = None, progress: bool = False,
+               callback: Callable[[Step], None] | None = None, **options) -> torch.Tensor:
+        """``wav [T]`` with the time ``spans`` [(start, end) in seconds] regenerated and every other sample kept.
+
+        The spans are sampled conditioned on ``mel`` (default: the recording's own log-mel; e.g. a TTS mel of an
+        edited sentence, ``[n_mels, T // hop]``) while the rest of the clip is held to the recording at every
+        step (:func:`wavegrad.diffusion.inpaint`, the replacement method with optional RePaint jumps), so the
+        spans join their surroundings without seams. Long recordings go through the windowed network as every
+        call. Samples past the last whole frame are returned unchanged too.
+        """
+        wav = self._check_wav(wav)
+        hop = self.hop_length
+        n = wav.shape[-1] // hop * hop
+        mask = self.span_mask(spans, wav.shape[-1])                              # True = keep
+        if mask.all():
+            raise UserInputError("the spans cover no samples: nothing to infill")
+        if not mask[n:].all():
+            raise UserInputError(f"a span reaches past the last whole frame ({n / self.mel_config.sample_rate:.3f} s); "
+                                 "end it earlier")
+        mel = self.featurizer(wav[:n])[0] if mel is None else self.check_mel(mel)[0]
+        if mel.shape[-1] != n // hop:
+            raise UserInputError(f"the mel has {mel.shape[-1]} frames but the recording has {n // hop} "
+                                 f"({n} samples / hop {hop}); give the mel of this recording's length")
+        sched, name, options = self.resolve(steps, schedule, sampler, nfe, eta, **options)
+        denoise = WindowedDenoiser(self.model, [mel], chunk_frames=chunk_frames, overlap_frames=self._overlap(overlap_frames),
+                                   batch_size=batch_size or 1, pad_value=self.silence_level, precision=self.precision)
+        g = torch.Generator().manual_seed(seed)
+        out = inpaint(denoise, wav[None, :n], mask[None, :n], sched, sampler=name, jump_length=jump_length,
+                      jump_n_sample=jump_n_sample, prior=self.prior([mel]), clip_x0=CLIP, progress=progress,
+                      callback=callback, noise=lambda size: randn(size, g, self.device, torch.float32), **options)
+        return torch.cat([out[0], wav[n:]])
+
+    def span_mask(self, spans: Sequence[tuple[float, float]], length: int) -> torch.Tensor:
+        """A bool mask ``[length]``, False inside the time ``spans`` (seconds), checked: in range, non-empty,
+        not overlapping."""
+        sr = self.mel_config.sample_rate
+        if not spans:
+            raise UserInputError("give at least one span START:END (seconds) to infill")
+        mask = torch.ones(length, dtype=torch.bool, device=self.device)
+        bounds = []
+        for start, end in spans:
+            a, b = round(start * sr), round(end * sr)
+            if not (math.isfinite(start) and math.isfinite(end)) or start < 0 or end > length / sr + 1e-9:
+                raise UserInputError(f"span {start:g}:{end:g} s lies outside the recording (0:{length / sr:.3f} s)")
+            if b <= a:
+                raise UserInputError(f"span {start:g}:{end:g} s is empty; give START < END")
+            bounds.append((a, b, start, end))
+        for (a1, b1, s1, e1), (a2, b2, s2, e2) in zip(sorted(bounds), sorted(bounds)[1:]):
+            if a2 < b1:
+                raise UserInputError(f"spans {s1:g}:{e1:g} and {s2:g}:{e2:g} overlap; merge them")
+        for a, b, _, _ in bounds:
+            mask[a:b] = False
+        return mask
+
+    def _check_wav(self, wav) -> torch.Tensor:
+        wav = torch.as_tensor(wav)
+        if wav.ndim != 1 or not wav.is_floating_point():
+            raise UserInputError(f"the recording must be a float waveform [T], got {wav.dtype} {tuple(wav.shape)}")
+        if wav.shape[0] < max(self.hop_length, self.mel_config.min_length):
+            raise UserInputError(f"the recording has {wav.shape[0]} samples: too short to infill")
+        if not torch.isfinite(wav).all():
+            raise UserInputError("the recording contains NaN or inf samples")
+        return wav.to(self.device, torch.float32)
 
     def _check_mels(self, mels: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         checked = []

@@ -14,6 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..audio import metrics as M
+from ..checkpoint import find_checkpoint
 from ..config import HelpFormatter, add_arguments, from_args, param
 from ..diffusion import SAMPLERS, SCHEDULE_KINDS, SamplerOptions, nfe, steps_for_nfe
 from ..errors import UserInputError
@@ -159,7 +160,7 @@ def benchmark_checkpoints(checkpoints: list[Path], data_dir: Path, cfg: Benchmar
     """Ground truth, Griffin-Lim, then every (sampler, NFE) row of every checkpoint on the same clips; writes
     the reports and prints the table. Several checkpoints must share their mel convention (same clips, same
     features); their rows are prefixed with ``labels`` (default: each run folder's name)."""
-    checkpoints = [Path(c) for c in checkpoints]
+    checkpoints = [find_checkpoint(c) for c in checkpoints]
     labels = _labels(checkpoints, labels)
     vocs = [Vocoder.from_checkpoint(c, device=cfg.device) for c in checkpoints]
     for c, voc in zip(checkpoints[1:], vocs[1:]):

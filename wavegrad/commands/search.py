@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..audio.metrics import log_mel_l1
+from ..checkpoint import find_checkpoint
 from ..config import HelpFormatter, add_arguments, from_args, param
 from ..diffusion import SAMPLERS, SamplerOptions, nfe
 from ..diffusion.search import SearchResult, search_schedule
@@ -75,7 +76,7 @@ def search_checkpoint(checkpoint: Path, data_dir: Path, cfg: SearchConfig) -> li
     cfg.validate()
     if cfg.name and len(cfg.steps) > 1:
         raise UserInputError("--name names one schedule: give one --steps count with it")
-    checkpoint = Path(checkpoint)
+    checkpoint = find_checkpoint(checkpoint)
     voc = Vocoder.from_checkpoint(checkpoint, device=cfg.device)
     clips = load_eval_clips(voc, data_dir, cfg.split, cfg.clips, cfg.seconds)
     return [_search(voc, checkpoint, clips, cfg, steps) for steps in cfg.steps]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ import torch
 
 from ..config import HelpFormatter
 from ..errors import UserInputError, first_line
+from ..trajectory import Trajectory, audio_figure
 from .sampling_flags import add_sampling_args, sampling_plan
 
 DEFAULT_STEPS = 50
@@ -53,8 +55,25 @@ def register(sub, name: str = "vocode") -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=None,
                    help="windows (clips or chunks of long clips) per network call (default: 1 on CPU, where one "
                         "window already keeps the cores busy and more only add memory; 4 on GPUs)")
+    g = p.add_argument_group("infilling", "Regenerate time spans of recordings (clicks, dropouts, an edited word) and "
+                                          "keep every other sample bit for bit: the spans are sampled conditioned on "
+                                          "the mel while the rest is held to the recording at every step.")
+    g.add_argument("--infill", default=None, metavar="START:END[,START:END...]", type=_spans,
+                   help="spans to regenerate, in seconds; the INPUTs must be mono audio at the checkpoint's rate")
+    g.add_argument("--mel", type=Path, default=None, metavar="FILE.npy",
+                   help="the log-mel to condition on (one INPUT only; default: the recording's own), e.g. a TTS mel "
+                        "of an edited sentence with the recording's frame count")
+    g.add_argument("--jump-length", type=int, default=1,
+                   help="RePaint's resampling: after every JUMP_LENGTH steps, diffuse back up that many steps ...")
+    g.add_argument("--jump-n-sample", type=int, default=1,
+                   help="... and denoise them again, JUMP_N_SAMPLE times in all (1: the replacement method alone; "
+                        "RePaint: 10 and 10)")
+    p.add_argument("--trajectory", type=Path, default=None, metavar="PNG",
+                   help="also draw the denoising trajectory: waveform and log-mel of the state at up to 6 steps "
+                        "beside the target mel (several INPUTs: PNG's stem gets -<input stem>)")
     p.add_argument("--chunk-seconds", type=float, default=None,
-                   help="window hop for long inputs, in seconds (each window adds 32 frames of overlap; default: "
+                   help="window hop for long inputs, in seconds (each window adds an overlap of 4x the network's context, 32 "
+                        "frames for WaveGrad, 52 for DiffWave; default: "
                         "the library's 256 frames, 2.97 s at hop 256 / 22.05 kHz); 0 disables chunking (memory then "
                         "grows with the input's length)")
     p.set_defaults(func=run)
@@ -123,7 +142,24 @@ def _device(name: str) -> torch.device:
     return dev
 
 
+def _spans(text: str) -> list[tuple[float, float]]:
+    spans = []
+    for part in text.split(","):
+        try:
+            start, end = (float(v) for v in part.split(":"))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected START:END[,START:END...] in seconds, got {text!r}") from None
+        spans.append((start, end))
+    return spans
+
+
 def _check_args(args: argparse.Namespace) -> None:
+    if args.mel is not None and (args.infill is None or len(args.inputs) != 1):
+        raise UserInputError("--mel conditions an --infill of one INPUT; give exactly one audio INPUT with --infill")
+    if args.infill is not None and any(Path(p).suffix.lower() == ".npy" for p in args.inputs):
+        raise UserInputError("--infill regenerates spans of recordings: give audio INPUTs, not .npy mels")
+    if args.trajectory is not None and Path(args.trajectory).suffix.lower() != ".png":
+        raise UserInputError(f"--trajectory {args.trajectory}: the figure is written as PNG; give a path ending in .png")
     if args.batch_size is not None and args.batch_size < 1:
         raise UserInputError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.chunk_seconds is not None and (not math.isfinite(args.chunk_seconds) or args.chunk_seconds < 0):
@@ -151,8 +187,7 @@ def _plan_outputs(inputs: list[Path], out_dir: Path) -> list[Path]:
 def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from ..audio import write_audio
-    from ..vocoder import DEFAULT_CHUNK_FRAMES, DEFAULT_OVERLAP_FRAMES, Vocoder
+    from ..vocoder import DEFAULT_CHUNK_FRAMES, Vocoder
 
     _check_args(args)
     inputs = [Path(p) for p in args.inputs]
@@ -167,6 +202,8 @@ def run(args: argparse.Namespace) -> int:
     chunk_frames = (DEFAULT_CHUNK_FRAMES if args.chunk_seconds is None else
                     None if args.chunk_seconds == 0 else max(1, round(args.chunk_seconds * sr / hop)))
 
+    if args.infill is not None:
+        return _infill(args, voc, inputs, outs, plan, chunk_frames)
     mels = []                                                  # validate everything first: nothing written on error
     for path in inputs:
         mel = load_input(path, voc)
@@ -177,16 +214,69 @@ def run(args: argparse.Namespace) -> int:
         mels.append(mel)
 
     interactive = sys.stderr.isatty()
+    t0, audio_seconds = time.perf_counter(), sum(m.shape[-1] for m in mels) * hop / sr
     with tqdm(total=len(mels), desc="vocoding", unit="file", disable=not interactive) as bar:
-        for start in range(0, len(mels), args.batch_size):
-            group = list(range(start, min(start + args.batch_size, len(mels))))
+        size = 1 if args.trajectory else args.batch_size       # a trajectory follows one clip at a time
+        for start in range(0, len(mels), size):
+            group = list(range(start, min(start + size, len(mels))))
+            record = Trajectory(Trajectory.evenly(_step_count(voc, plan), 6)) if args.trajectory else None
             wavs = voc.vocode_batch([mels[i] for i in group], seed=args.seed + start, batch_size=args.batch_size,
-                                    chunk_frames=chunk_frames, overlap_frames=DEFAULT_OVERLAP_FRAMES, **plan)
+                                    chunk_frames=chunk_frames, callback=record, **plan)
             for i, wav in zip(group, wavs):
-                if not bool(torch.isfinite(wav).all()):
-                    raise UserInputError(f"{inputs[i]}: the sampler diverged (NaN/inf output); nothing written for "
-                                         f"it; try more --steps or another --sampler")
-                write_audio(outs[i], wav.cpu(), sr)
+                _write(outs[i], wav, inputs[i], sr)
+                if record is not None:
+                    audio_figure(_figure_path(args.trajectory, inputs, i), record, wav, mels[i], voc.featurizer, sr)
                 bar.update(1)
-    print(f"wrote {len(outs)} file(s) to {args.out_dir}")
+    took = time.perf_counter() - t0
+    print(f"wrote {len(outs)} file(s), {audio_seconds:.2f} s of audio, to {args.out_dir} in {took:.2f} s "
+          f"(RTF {took / audio_seconds:.3f})")
+    return 0
+
+
+def _step_count(voc, plan: dict) -> int:
+    return len(voc.resolve(**plan)[0])
+
+
+def _figure_path(path: Path, inputs: list[Path], i: int) -> Path:
+    return path if len(inputs) == 1 else path.with_name(f"{path.stem}-{inputs[i].stem}{path.suffix}")
+
+
+def _write(out: Path, wav: torch.Tensor, source: Path, sr: int) -> None:
+    from ..audio import write_audio
+    if not bool(torch.isfinite(wav).all()):
+        raise UserInputError(f"{source}: the sampler diverged (NaN/inf output); nothing written for it; try more "
+                             f"--steps or another --sampler")
+    write_audio(out, wav.cpu(), sr)
+
+
+def _infill(args, voc, inputs: list[Path], outs: list[Path], plan: dict, chunk_frames) -> int:
+    """Every input read (mono, at the checkpoint's rate: the kept samples are the file's own) and checked with
+    its spans before any is written; then each infilled and written."""
+    from ..audio import read_audio
+    sr = voc.mel_config.sample_rate
+    wavs = []
+    for path in inputs:
+        wav = torch.from_numpy(read_audio(path, sr, mono="error", resample=False))
+        try:
+            voc.span_mask(args.infill, wav.shape[-1])
+        except UserInputError as e:
+            raise UserInputError(f"{path}: {e}") from None
+        wavs.append(wav)
+    mel = load_mel_npy(args.mel, voc.mel_config.n_mels) if args.mel is not None else None
+    t0 = time.perf_counter()
+    for i, (path, wav) in enumerate(zip(inputs, wavs)):
+        record = Trajectory(Trajectory.evenly(_step_count(voc, plan), 6)) if args.trajectory else None
+        try:
+            out = voc.infill(wav, args.infill, mel=mel, seed=args.seed + i, jump_length=args.jump_length,
+                             jump_n_sample=args.jump_n_sample, chunk_frames=chunk_frames, batch_size=args.batch_size,
+                             callback=record, **plan)
+        except UserInputError as e:
+            raise UserInputError(f"{path}: {e}") from None
+        _write(outs[i], out, path, sr)
+        if record is not None:
+            n = wav.shape[-1] // voc.hop_length * voc.hop_length
+            target = mel if mel is not None else voc.featurizer(wav[:n].to(voc.device))[0]
+            audio_figure(_figure_path(args.trajectory, inputs, i), record, out[:n], target, voc.featurizer, sr)
+    print(f"infilled {len(outs)} file(s) ({', '.join(f'{a:g}-{b:g} s' for a, b in args.infill)}) to {args.out_dir} "
+          f"in {time.perf_counter() - t0:.2f} s")
     return 0

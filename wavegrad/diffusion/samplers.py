@@ -84,13 +84,36 @@ def _denoised_ve(denoise: Denoiser, x_ve: torch.Tensor, sigma: float, clip_x0: f
     return _clip(x_ve - sigma * _eps(denoise(x_ve * a, _full(x_ve, a))), clip_x0)
 
 
-def _sigmas(schedule: NoiseSchedule) -> list[float]:
-    """EDM sigmas, noisiest first, then the final 0."""
-    return [level_to_sigma(math.sqrt(ab)) for ab in reversed(schedule.alphas_cumprod.tolist())] + [0.0]
+def _sigmas(schedule: NoiseSchedule, final: float = 1.0) -> list[float]:
+    """EDM sigmas, noisiest first, then the end: 0 (clean data), or the sigma of alpha_bar = ``final``."""
+    end = 0.0 if final >= 1.0 else level_to_sigma(math.sqrt(final))
+    return [level_to_sigma(math.sqrt(ab)) for ab in reversed(schedule.alphas_cumprod.tolist())] + [end]
 
 
-def _steps(n: int, progress: bool):
-    return tqdm(range(n), total=n, disable=None if progress else True, desc="sampling", leave=False)  # None: off on non-TTYs
+def _pairs(schedule: NoiseSchedule, final: float = 1.0):
+    """(k, abar_t, abar_prev, last) of every VP step, noisiest first; the last step goes to alpha_bar ``final``
+    (1: clean data; ``last`` is True only for that step to clean data, which adds no noise)."""
+    abar = schedule.alphas_cumprod.tolist()
+    for k in range(len(abar)):
+        i = len(abar) - 1 - k
+        yield k, abar[i], (abar[i - 1] if i > 0 else final), (i == 0 and final >= 1.0)
+
+
+def _project(project, x: torch.Tensor, level: float) -> torch.Tensor:
+    """The caller's projection of the state at ``level`` (inpainting's known region), or x itself."""
+    return x if project is None else project(x, level)
+
+
+def _project_ve(project, x_ve: torch.Tensor, sigma: float) -> torch.Tensor:
+    if project is None:
+        return x_ve
+    a = sigma_to_level(sigma)
+    return project(x_ve * a, a) / a
+
+
+def _steps(items, progress: bool):
+    items = list(items)
+    return tqdm(items, total=len(items), disable=None if progress else True, desc="sampling", leave=False)
 
 
 def _norms(t: torch.Tensor) -> torch.Tensor:
@@ -141,25 +164,54 @@ def ddim_step(x_t: torch.Tensor, eps: torch.Tensor, abar_t: float, abar_prev: fl
 
 
 def sample_ddim(denoise: Denoiser, x: torch.Tensor, schedule: NoiseSchedule, draw: Draw, *, eta: float = 0.0,
-                clip_x0: float | None = None, callback: Callback | None = None, progress: bool = False) -> torch.Tensor:
+                clip_x0: float | None = None, callback: Callback | None = None, progress: bool = False,
+                project=None, final: float = 1.0) -> torch.Tensor:
     """DDIM (Song et al. 2021, eq. 12) with sigma_t(eta) of eq. 16; eta = 1 is DDPM's ancestral sampler
     (Ho et al. 2020, Alg. 2). First order in the step size for eta = 0 (it is Euler on the VE ODE)."""
-    abar = schedule.alphas_cumprod.tolist()
-    for k in _steps(len(abar), progress):
-        i = len(abar) - 1 - k
-        abar_t, abar_prev = abar[i], (abar[i - 1] if i > 0 else 1.0)
+    for k, abar_t, abar_prev, last in _steps(_pairs(schedule, final), progress):
         eps = _eps(denoise(x, _full(x, math.sqrt(abar_t))))
-        noise = draw(x) if (eta > 0 and i > 0) else None
+        noise = draw(x) if (eta > 0 and not last) else None
         x_prev, x0 = _ddim_update(x, eps.to(x.dtype), abar_t, abar_prev, eta, noise, clip_x0)
         _report(callback, k, math.sqrt(abar_t), x, x0)
-        x = x_prev
+        x = _project(project, x_prev, math.sqrt(abar_prev))
     return x
 
 
 def sample_ddpm(denoise: Denoiser, x: torch.Tensor, schedule: NoiseSchedule, draw: Draw, *,
-                clip_x0: float | None = None, callback: Callback | None = None, progress: bool = False) -> torch.Tensor:
-    """Ancestral sampling, Ho et al. 2020, Alg. 2 (WaveGrad Alg. 2): the posterior mean plus sqrt(beta~)·z."""
-    return sample_ddim(denoise, x, schedule, draw, eta=1.0, clip_x0=clip_x0, callback=callback, progress=progress)
+                clip_x0: float | None = None, callback: Callback | None = None, progress: bool = False,
+                project=None, final: float = 1.0) -> torch.Tensor:
+    """Ancestral sampling, Ho et al. 2020, Alg. 2 (WaveGrad Alg. 2): the posterior mean plus sqrt(beta~)·z.
+
+    A learned-variance network (``denoise -> (eps_hat, v)``) gets Improved DDPM's reverse step instead
+    (Nichol & Dhariwal 2021, eq. 15): the posterior mean plus exp(½·log Sigma_v)·z, with log Sigma_v
+    interpolated by v between log beta and log beta~ of each step pair of ``schedule``.
+    """
+    for k, abar_t, abar_prev, last in _steps(_pairs(schedule, final), progress):
+        out = denoise(x, _full(x, math.sqrt(abar_t)))
+        if not isinstance(out, tuple):
+            x_prev, x0 = _ddim_update(x, out.to(x.dtype), abar_t, abar_prev, 1.0, None if last else draw(x),
+                                      clip_x0)
+        else:
+            x_prev, x0 = _learned_variance_update(x, out, abar_t, abar_prev, None if last else draw, clip_x0)
+        _report(callback, k, math.sqrt(abar_t), x, x0)
+        x = _project(project, x_prev, math.sqrt(abar_prev))
+    return x
+
+
+def _learned_variance_update(x, out, abar_t: float, abar_prev: float, draw: Draw | None, clip_x0):
+    """(x_prev, x0^): the DDPM posterior mean given x0^, plus the learned std times prior noise."""
+    from .vlb import learned_log_variance
+    eps, v = (t.to(x.dtype) for t in out)
+    x0 = _clip((x - math.sqrt(1.0 - abar_t) * eps) / math.sqrt(abar_t), clip_x0)
+    beta = 1.0 - abar_t / abar_prev
+    mean = (math.sqrt(abar_prev) * beta / (1.0 - abar_t)) * x0 + \
+        (math.sqrt(1.0 - beta) * (1.0 - abar_prev) / (1.0 - abar_t)) * x
+    if draw is None:                                                      # the last step: no noise
+        return mean, x0
+    beta_tilde = (1.0 - abar_prev) / (1.0 - abar_t) * beta
+    logvar = learned_log_variance(v, torch.full((x.shape[0],), beta, dtype=x.dtype, device=x.device),
+                                  torch.full((x.shape[0],), math.log(beta_tilde), dtype=x.dtype, device=x.device))
+    return mean + torch.exp(0.5 * logvar) * draw(x), x0
 
 
 # ---- EDM (Karras et al. 2022) -------------------------------------------------------------------------------------
@@ -178,31 +230,33 @@ def _gamma(s_churn: float, n: int) -> float:
 
 def sample_euler(denoise: Denoiser, x: torch.Tensor, schedule: NoiseSchedule, draw: Draw, *, s_churn: float = 0.0,
                  s_tmin: float = 0.0, s_tmax: float = math.inf, s_noise: float = 1.0, clip_x0: float | None = None,
-                 callback: Callback | None = None, progress: bool = False) -> torch.Tensor:
+                 callback: Callback | None = None, progress: bool = False, project=None,
+                 final: float = 1.0) -> torch.Tensor:
     """Euler steps on the probability-flow ODE dx/dsigma = (x - D(x; sigma))/sigma (Karras et al. 2022, Alg. 2
     without its correction), with its stochastic churn: ``s_churn > 0`` adds noise before each step
     (gamma = min(s_churn/N, sqrt2 - 1) on sigmas in [s_tmin, s_tmax]). First order."""
-    sigmas = _sigmas(schedule)
+    sigmas = _sigmas(schedule, final)
     x = x * math.sqrt(1.0 + sigmas[0] ** 2)                                      # VP -> VE
     gamma = _gamma(s_churn, len(sigmas) - 1)
-    for i in _steps(len(sigmas) - 1, progress):
+    for i in _steps(range(len(sigmas) - 1), progress):
         x, sigma = _churn(x, sigmas[i], draw, gamma, s_tmin, s_tmax, s_noise)
         d = _denoised_ve(denoise, x, sigma, clip_x0)
         _report(callback, i, sigma_to_level(sigma), x * sigma_to_level(sigma), d)
-        x = x + (sigmas[i + 1] - sigma) * (x - d) / sigma
-    return x
+        x = _project_ve(project, x + (sigmas[i + 1] - sigma) * (x - d) / sigma, sigmas[i + 1])
+    return x * sigma_to_level(sigmas[-1])                                        # VE -> VP (identity at sigma 0)
 
 
 def sample_heun(denoise: Denoiser, x: torch.Tensor, schedule: NoiseSchedule, draw: Draw, *, s_churn: float = 0.0,
                 s_tmin: float = 0.0, s_tmax: float = math.inf, s_noise: float = 1.0, clip_x0: float | None = None,
-                callback: Callback | None = None, progress: bool = False) -> torch.Tensor:
+                callback: Callback | None = None, progress: bool = False, project=None,
+                final: float = 1.0) -> torch.Tensor:
     """Karras et al. 2022, Alg. 2: Heun's second-order method on the probability-flow ODE, with churn as
     :func:`sample_euler`. The last step, to sigma = 0, is an Euler step (the correction would divide by 0),
     so N steps cost 2N - 1 evaluations."""
-    sigmas = _sigmas(schedule)
+    sigmas = _sigmas(schedule, final)
     x = x * math.sqrt(1.0 + sigmas[0] ** 2)
     gamma = _gamma(s_churn, len(sigmas) - 1)
-    for i in _steps(len(sigmas) - 1, progress):
+    for i in _steps(range(len(sigmas) - 1), progress):
         x, sigma = _churn(x, sigmas[i], draw, gamma, s_tmin, s_tmax, s_noise)
         sigma_next = sigmas[i + 1]
         d = _denoised_ve(denoise, x, sigma, clip_x0)
@@ -212,33 +266,33 @@ def sample_heun(denoise: Denoiser, x: torch.Tensor, schedule: NoiseSchedule, dra
         if sigma_next > 0:                                                       # second-order correction
             slope_next = (x_next - _denoised_ve(denoise, x_next, sigma_next, clip_x0)) / sigma_next
             x_next = x + (sigma_next - sigma) * 0.5 * (slope + slope_next)
-        x = x_next
-    return x
+        x = _project_ve(project, x_next, sigma_next)
+    return x * sigma_to_level(sigmas[-1])
 
 
 # ---- DPM-Solver++ (Lu et al. 2022) --------------------------------------------------------------------------------
 def sample_dpmpp_2m(denoise: Denoiser, x: torch.Tensor, schedule: NoiseSchedule, draw: Draw, *,
                     clip_x0: float | None = None, callback: Callback | None = None,
-                    progress: bool = False) -> torch.Tensor:
+                    progress: bool = False, project=None, final: float = 1.0) -> torch.Tensor:
     """DPM-Solver++(2M), Lu et al. 2022, Alg. 2 (multistep, second order, data prediction), in the VE form of
     k-diffusion's ``sample_dpmpp_2m``: with lambda = -log sigma, h = lambda_{i+1} - lambda_i, r = h_{i-1}/h,
     D' = (1 + 1/(2r))·D_i - 1/(2r)·D_{i-1} and x_{i+1} = (sigma_{i+1}/sigma_i)·x_i - expm1(-h)·D'. The first
     step is first order (DDIM); so is the last, to sigma = 0, which lands on D itself. Deterministic."""
-    sigmas = _sigmas(schedule)
+    sigmas = _sigmas(schedule, final)
     x = x * math.sqrt(1.0 + sigmas[0] ** 2)
     d_old, h_old = None, None
-    for i in _steps(len(sigmas) - 1, progress):
+    for i in _steps(range(len(sigmas) - 1), progress):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
         d = _denoised_ve(denoise, x, sigma, clip_x0)
         _report(callback, i, sigma_to_level(sigma), x * sigma_to_level(sigma), d)
         if sigma_next == 0:
-            x = d
+            x = _project_ve(project, d, 0.0)
             continue
         h = math.log(sigma / sigma_next)
         d_mix = d if d_old is None else (1 + 1 / (2 * h_old / h)) * d - (1 / (2 * h_old / h)) * d_old
-        x = (sigma_next / sigma) * x - math.expm1(-h) * d_mix
+        x = _project_ve(project, (sigma_next / sigma) * x - math.expm1(-h) * d_mix, sigma_next)
         d_old, h_old = d, h
-    return x
+    return x * sigma_to_level(sigmas[-1])
 
 
 # ---- Langevin (Song & Ermon 2019; Song et al. 2021) ---------------------------------------------------------------
@@ -249,48 +303,52 @@ def _langevin(x: torch.Tensor, eps: torch.Tensor, scale: float, alpha: float, sn
     signal-to-noise rule of Song et al. 2021 (App. G, Alg. 5): step = 2·alpha·(snr·||z|| / ||whitened score||)²,
     per example."""
     noise = draw(x)
-    ratio = _norms(whiten(noise)) * scale / _norms(whiten(eps)).clamp_min(1e-30)            # [B]
-    step = append_dims(2.0 * alpha * (snr * ratio) ** 2, x.ndim).to(x.dtype)               # [B, 1, ...]
+    score_norm = _norms(whiten(eps))                                                         # [B]
+    ratio = _norms(whiten(noise)) * scale / score_norm.clamp_min(1e-30)                     # [B]
+    step = torch.where(score_norm > 1e-12, 2.0 * alpha * (snr * ratio) ** 2, torch.zeros_like(ratio))  # no score: stay
+    step = append_dims(step, x.ndim).to(x.dtype)                                            # [B, 1, ...]
     return x - step * eps / scale + (2.0 * step).sqrt() * noise
 
 
 def sample_pc(denoise: Denoiser, x: torch.Tensor, schedule: NoiseSchedule, draw: Draw, *, whiten=WHITE.whiten,
               snr: float = 0.16, n_corrector: int = 1, clip_x0: float | None = None, callback: Callback | None = None,
-              progress: bool = False) -> torch.Tensor:
+              progress: bool = False, project=None, final: float = 1.0) -> torch.Tensor:
     """Predictor-corrector sampling (Song et al. 2021, Alg. 5, VP): at each level ``n_corrector`` Langevin
     corrector steps (snr rule, alpha = 1 - beta_i), then an ancestral DDPM predictor step; the last step adds
     no noise. N steps cost N·(1 + n_corrector) evaluations. snr = 0.16: the paper's CIFAR-10 setting."""
-    abar = schedule.alphas_cumprod.tolist()
-    for k in _steps(len(abar), progress):
-        i = len(abar) - 1 - k
-        abar_t, abar_prev = abar[i], (abar[i - 1] if i > 0 else 1.0)
+    for k, abar_t, abar_prev, last in _steps(_pairs(schedule, final), progress):
         level = math.sqrt(abar_t)
         for _ in range(n_corrector):
             eps = _eps(denoise(x, _full(x, level))).to(x.dtype)
-            x = _langevin(x, eps, math.sqrt(1.0 - abar_t), abar_t / abar_prev, snr, draw, whiten)
+            x = _project(project, _langevin(x, eps, math.sqrt(1.0 - abar_t), abar_t / abar_prev, snr, draw, whiten),
+                         level)
         eps = _eps(denoise(x, _full(x, level))).to(x.dtype)
-        x_prev, x0 = _ddim_update(x, eps, abar_t, abar_prev, 1.0, draw(x) if i > 0 else None, clip_x0)
+        x_prev, x0 = _ddim_update(x, eps, abar_t, abar_prev, 1.0, None if last else draw(x), clip_x0)
         _report(callback, k, level, x, x0)
-        x = x_prev
+        x = _project(project, x_prev, math.sqrt(abar_prev))
     return x
 
 
 def sample_langevin(denoise: Denoiser, x: torch.Tensor, schedule: NoiseSchedule, draw: Draw, *,
                     whiten=WHITE.whiten, snr: float = 0.16, n_steps: int = 1, clip_x0: float | None = None,
-                    callback: Callback | None = None, progress: bool = False) -> torch.Tensor:
+                    callback: Callback | None = None, progress: bool = False, project=None,
+                    final: float = 1.0) -> torch.Tensor:
     """Annealed Langevin dynamics (Song & Ermon 2019, Alg. 1) in the VE form: ``n_steps`` Langevin steps at
     each level, noisiest first, with the snr step rule of Song et al. 2021 (their 'ald' corrector, alpha = 1),
     then one denoising step D(x; sigma_min) (Jolicoeur-Martineau et al. 2021's final denoise).
-    N levels cost N·n_steps + 1 evaluations; it needs many of them (Song & Ermon: 10 levels x 100 steps)."""
+    N levels cost N·n_steps + 1 evaluations; it needs many of them (Song & Ermon: 10 levels x 100 steps).
+    Stopped at an intermediate ``final`` level it returns the last level's sample (no denoising step)."""
     sigmas = _sigmas(schedule)[:-1]
     x = x * math.sqrt(1.0 + sigmas[0] ** 2)
-    for i in _steps(len(sigmas), progress):
+    for i in _steps(range(len(sigmas)), progress):
         sigma, a = sigmas[i], sigma_to_level(sigmas[i])
         for _ in range(n_steps):
             eps = _eps(denoise(x * a, _full(x, a))).to(x.dtype)
-            x = _langevin(x, eps, sigma, 1.0, snr, draw, whiten)
+            x = _project_ve(project, _langevin(x, eps, sigma, 1.0, snr, draw, whiten), sigma)
         _report(callback, i, a, x * a, _clip(x - sigma * eps, clip_x0))
-    return _denoised_ve(denoise, x, sigmas[-1], clip_x0)
+    if final < 1.0:
+        return _project(project, x * math.sqrt(final), math.sqrt(final))
+    return _project(project, _denoised_ve(denoise, x, sigmas[-1], clip_x0), 1.0)
 
 
 # ---- dispatch -----------------------------------------------------------------------------------------------------
@@ -303,7 +361,7 @@ DETERMINISTIC = ("ddim", "euler", "heun", "dpmpp-2m")
 
 def sampler_options(name: str) -> dict[str, object]:
     """The options a sampler takes beyond the common ones, with their defaults (e.g. heun: s_churn, s_noise...)."""
-    common = {"denoise", "x", "schedule", "draw", "whiten", "clip_x0", "callback", "progress"}
+    common = {"denoise", "x", "schedule", "draw", "whiten", "clip_x0", "callback", "progress", "project", "final"}
     params = inspect.signature(_sampler(name)).parameters.values()
     return {p.name: p.default for p in params if p.name not in common}
 

@@ -60,6 +60,9 @@ class ImageUNetConfig:
     dropout: float = param(0.1, "dropout in the residual blocks", paper="0.1 (CIFAR-10)")
     norm_groups: int = param(32, "GroupNorm groups", paper="32")
     num_classes: int = param(0, "class labels (0 = unconditional); set from the data set", cli=False)
+    learn_sigma: bool = param(False, "also predict the reverse variance v per pixel (Improved DDPM) and train with the "
+                                     "hybrid loss L_simple + 0.001 L_vlb", paper="off (Ho et al. 2020); on "
+                                     "(Nichol & Dhariwal 2021)", flag="learn-sigma")
 
     def __post_init__(self) -> None:
         self.channel_mults = tuple(int(m) for m in self.channel_mults)
@@ -230,7 +233,7 @@ class ImageUNet(nn.Module):
                 self.up.append(Upsample(c))
         assert not skip_chs
         self.out_norm = nn.GroupNorm(g, c)
-        self.out_conv = _conv(c, cfg.in_channels, scale=ZERO_INIT_SCALE)
+        self.out_conv = _conv(c, cfg.in_channels * (2 if cfg.learn_sigma else 1), scale=ZERO_INIT_SCALE)
 
     def _stage(self, c_in: int, c_out: int, with_attn: bool) -> nn.ModuleList:
         cfg = self.cfg
@@ -260,7 +263,7 @@ class ImageUNet(nn.Module):
             e = e + self.label_emb(labels)
         return F.silu(e)
 
-    def forward(self, x: torch.Tensor, noise_level: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, noise_level: torch.Tensor, labels: torch.Tensor | None = None):
         noise_level, labels = self._check_inputs(x, noise_level, labels)
         emb = self.embed(noise_level, labels)                                             # [B, 4C]
         h = self.input_conv(x)                                                            # [B, C, H, W]
@@ -274,7 +277,8 @@ class ImageUNet(nn.Module):
             if isinstance(stage, nn.ModuleList):
                 h = torch.cat([h, skips.pop()], dim=1)
             h = self._run_stage(stage, h, emb)
-        return self.out_conv(F.silu(self.out_norm(h)))                                    # [B, C_in, H, W]
+        out = self.out_conv(F.silu(self.out_norm(h)))                                     # [B, C_in (x2), H, W]
+        return tuple(out.chunk(2, dim=1)) if self.cfg.learn_sigma else out                # eps (, v)
 
     def _check_inputs(self, x: torch.Tensor, noise_level: torch.Tensor, labels: torch.Tensor | None):
         cfg = self.cfg
@@ -320,9 +324,11 @@ def guided_denoiser(model: ImageUNet, labels: torch.Tensor | None = None, guidan
     if guidance == 0:
         return lambda x, level: model(x, level, labels.to(x.device))
 
-    def denoise(x: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+    def denoise(x: torch.Tensor, level: torch.Tensor):
         y = labels.to(x.device)
         null = torch.full_like(y, model.null_label)
-        eps_c, eps_u = model(torch.cat([x, x]), torch.cat([level, level]), torch.cat([y, null])).chunk(2)
-        return (1.0 + guidance) * eps_c - guidance * eps_u
+        out = model(torch.cat([x, x]), torch.cat([level, level]), torch.cat([y, null]))
+        eps_c, eps_u = (out[0] if isinstance(out, tuple) else out).chunk(2)
+        eps = (1.0 + guidance) * eps_c - guidance * eps_u
+        return (eps, out[1].chunk(2)[0]) if isinstance(out, tuple) else eps   # v: the conditional branch's
     return denoise

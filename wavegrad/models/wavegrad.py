@@ -37,6 +37,7 @@ from torch.nn import functional as F
 from ..errors import UserInputError
 from ..config import from_dict
 from .embedding import noise_level_embedding
+from .layers import Conv, body_format
 
 LEAKY_SLOPE = 0.2  # LeakyReLU slope used throughout Figs. 4-6
 # The orthogonal body leaves eps_hat with a std of a few units at init; an L1 loss of ~5 then
@@ -89,6 +90,7 @@ class WaveGradConfig:
     dblock_dilations: tuple[int, ...] = (1, 2, 4)
     mel_channels: int = 768
     ublocks_per_scale: int = 1
+    learn_sigma: bool = False   # a second output channel v: Improved DDPM's learned reverse variance
 
     def __post_init__(self) -> None:
         # Normalise lists (e.g. from JSON) to tuples so configs compare and hash predictably.
@@ -164,17 +166,6 @@ class WaveGradConfig:
 # (time-major "channels-last" or channels-first) is chosen at one point, WaveGrad.denoise's entry, and
 # every op below (a 1xk conv2d, nearest upsampling by (1, f), average pooling by (1, f), elementwise
 # ops) keeps the format of its input.
-class Conv(nn.Conv1d):
-    """A 'same'-length 1-D conv (``nn.Conv1d`` parameters and state-dict keys) run on ``[B, C, 1, L]`` as a
-    1xk conv2d, in whatever memory format its input has. ``out`` selects output channels (FiLM's shift and
-    scale halves come out as two dense tensors)."""
-
-    def forward(self, x: torch.Tensor, out: slice = slice(None)) -> torch.Tensor:
-        weight = self.weight[out].unsqueeze(2)                                       # [O, C, 1, k]
-        bias = None if self.bias is None else self.bias[out]
-        return F.conv2d(x, weight, bias, padding=(0, self.padding[0]), dilation=(1, self.dilation[0]))
-
-
 def _conv(c_in: int, c_out: int, kernel: int, dilation: int = 1) -> Conv:
     """'Same'-length conv with orthogonal weight and zero bias (see the module docstring)."""
     conv = Conv(c_in, c_out, kernel, dilation=dilation, padding=dilation * (kernel - 1) // 2)
@@ -279,6 +270,11 @@ class WaveGrad(nn.Module):
     runs CPU inference channels-last and everything else channels-first; the values are the same.
     """
 
+    # Receptive half-width of one network call, in mel frames: eps at a sample depends on x and the mel within
+    # ±5 frames for the default factors and dilations (measured by autograd in tests/test_wavegrad_model.py);
+    # 8 leaves a margin. Long-form windows keep this much context beyond every seam.
+    CONTEXT_FRAMES = 8
+
     def __init__(self, cfg: WaveGradConfig | None = None):
         super().__init__()
         self.cfg = cfg = cfg if cfg is not None else WaveGradConfig()
@@ -298,18 +294,14 @@ class WaveGrad(nn.Module):
             stage += [UBlock(up[i], up[i], 1, cfg.upsample_dilations[i]) for _ in range(cfg.ublocks_per_scale - 1)]
             self.ublocks.append(nn.ModuleList(stage))
             c_in = up[i]
-        self.output_conv = _conv(c_in, 1, 3)
+        self.output_conv = _conv(c_in, 2 if cfg.learn_sigma else 1, 3)
         self.channels_last: bool | None = None  # None: automatic (see _channels_last); not saved
         with torch.no_grad():  # eps_hat starts near 0 (std ~0.05), not at the body's std of a few units
             self.output_conv.weight.mul_(OUTPUT_INIT_GAIN)
 
     def _channels_last(self, x: torch.Tensor) -> bool:
-        """The memory format of the body: ``self.channels_last`` if set, else time-major exactly for CPU
-        inference. Measured on 2 AVX2 cores: CPU inference 15% (base) to 35% (tiny) faster time-major (oneDNN's
-        dilated-conv kernels), but a CPU training step 10-40% slower (its time-major backward kernels)."""
-        if self.channels_last is not None:
-            return self.channels_last
-        return x.device.type == "cpu" and not torch.is_grad_enabled()
+        """Whether the body runs time-major for this input (see :func:`layers.body_format`)."""
+        return body_format(x, self.channels_last) == torch.channels_last
 
     # -- conditioning that can be computed once per sampling step / per utterance --
     def noise_embeddings(self, noise_level: torch.Tensor) -> list[torch.Tensor]:
@@ -326,7 +318,7 @@ class WaveGrad(nn.Module):
                 mel_features: torch.Tensor) -> torch.Tensor:
         """The network body on pre-computed conditioning; no input checks (use ``forward`` for those)."""
         # The one layout decision: every tensor of the body is [B, C, 1, L], time-major or channels-first.
-        fmt = torch.channels_last if self._channels_last(x_noisy) else torch.contiguous_format
+        fmt = body_format(x_noisy, self.channels_last)
         h = self.input_conv(x_noisy[:, None, None]).contiguous(memory_format=fmt)      # [B, d0, 1, T]
         skips = [h]
         for dblock in self.dblocks:
@@ -337,42 +329,44 @@ class WaveGrad(nn.Module):
             shift, scale = film(skips[-1 - i], noise_embs[i])                           # [B, up_i, 1, L_i]
             for ublock in stage:
                 x = ublock(x, shift, scale)                                             # [B, up_i, 1, L_i]
-        return self.output_conv(x).reshape(x.shape[0], -1)                              # [B, T]
+        out = self.output_conv(x).reshape(x.shape[0], -1, x_noisy.shape[-1])          # [B, 1 or 2, T]
+        return (out[:, 0], out[:, 1]) if self.cfg.learn_sigma else out[:, 0]            # eps [B, T] (, v [B, T])
 
     def forward(self, x_noisy: torch.Tensor, noise_level: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
-        noise_level = self._check_inputs(x_noisy, noise_level, mel)
+        noise_level = check_vocoder_inputs(self.cfg, x_noisy, noise_level, mel, "WaveGrad")
         return self.denoise(x_noisy, self.noise_embeddings(noise_level), self.encode_mel(mel))
 
-    def _check_inputs(self, x: torch.Tensor, noise_level: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
-        cfg = self.cfg
-        if mel.dim() != 3:
-            raise UserInputError(f"mel must be [B, n_mels, frames], got shape {tuple(mel.shape)}; "
-                                 "add a batch dimension with mel.unsqueeze(0)")
-        if mel.shape[1] != cfg.n_mels:
-            raise UserInputError(
-                f"mel has {mel.shape[1]} bands but this WaveGrad expects n_mels={cfg.n_mels}; compute the mel "
-                f"with MelConfig(n_mels={cfg.n_mels}, hop_length={cfg.hop_length}) (mels from another front "
-                "end do not vocode), or train a model with the matching n_mels")
-        if x.dim() != 2:
-            raise UserInputError(f"x_noisy must be [B, T], got shape {tuple(x.shape)}")
-        frames, expected = mel.shape[2], mel.shape[2] * cfg.hop_length
-        if frames == 0:
-            raise UserInputError("mel has 0 frames; give at least one frame (hop_length samples of audio)")
-        if x.shape[1] != expected:
-            hint = ""
-            if frames and x.shape[1] % frames == 0:
-                hint = f" (that is {x.shape[1] // frames} samples per frame: a mel with a different hop?)"
-            raise UserInputError(
-                f"x_noisy has T={x.shape[1]} samples but the mel has {frames} frames x hop {cfg.hop_length} "
-                f"= {expected}{hint}; crop or pad the audio to T = frames * {cfg.hop_length}")
-        if x.shape[0] != mel.shape[0]:
-            raise UserInputError(f"batch sizes differ: x_noisy has {x.shape[0]}, mel has {mel.shape[0]}")
-        if noise_level.dim() == 0:
-            noise_level = noise_level.expand(x.shape[0])
-        if noise_level.shape != (x.shape[0],):
-            raise UserInputError(f"noise_level must be [B] = [{x.shape[0]}] (one sqrt(alpha_bar) per example), "
-                                 f"got shape {tuple(noise_level.shape)}")
-        return noise_level
+def check_vocoder_inputs(cfg, x: torch.Tensor, noise_level: torch.Tensor, mel: torch.Tensor, name: str) -> torch.Tensor:
+    """Shapes of a vocoder call ``(x_noisy [B, T], noise_level [B], mel [B, n_mels, frames])`` against ``cfg``'s
+    n_mels and hop; one-line errors that say what to change. Returns ``noise_level`` as ``[B]``."""
+    if mel.dim() != 3:
+        raise UserInputError(f"mel must be [B, n_mels, frames], got shape {tuple(mel.shape)}; "
+                             "add a batch dimension with mel.unsqueeze(0)")
+    if mel.shape[1] != cfg.n_mels:
+        raise UserInputError(
+            f"mel has {mel.shape[1]} bands but this {name} expects n_mels={cfg.n_mels}; compute the mel "
+            f"with MelConfig(n_mels={cfg.n_mels}, hop_length={cfg.hop_length}) (mels from another front "
+            "end do not vocode), or train a model with the matching n_mels")
+    if x.dim() != 2:
+        raise UserInputError(f"x_noisy must be [B, T], got shape {tuple(x.shape)}")
+    frames, expected = mel.shape[2], mel.shape[2] * cfg.hop_length
+    if frames == 0:
+        raise UserInputError("mel has 0 frames; give at least one frame (hop_length samples of audio)")
+    if x.shape[1] != expected:
+        hint = ""
+        if frames and x.shape[1] % frames == 0:
+            hint = f" (that is {x.shape[1] // frames} samples per frame: a mel with a different hop?)"
+        raise UserInputError(
+            f"x_noisy has T={x.shape[1]} samples but the mel has {frames} frames x hop {cfg.hop_length} "
+            f"= {expected}{hint}; crop or pad the audio to T = frames * {cfg.hop_length}")
+    if x.shape[0] != mel.shape[0]:
+        raise UserInputError(f"batch sizes differ: x_noisy has {x.shape[0]}, mel has {mel.shape[0]}")
+    if noise_level.dim() == 0:
+        noise_level = noise_level.expand(x.shape[0])
+    if noise_level.shape != (x.shape[0],):
+        raise UserInputError(f"noise_level must be [B] = [{x.shape[0]}] (one sqrt(alpha_bar) per example), "
+                             f"got shape {tuple(noise_level.shape)}")
+    return noise_level
 
 
 def count_parameters(module: nn.Module) -> int:

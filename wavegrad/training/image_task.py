@@ -19,6 +19,7 @@ from ..config import param, to_dict
 from ..data.images import (CIFAR10_CLASSES, MNIST_CLASSES, ImageDataset, cifar10_class_names, make_grid,
                            read_cifar10, read_mnist, save_grid)
 from ..diffusion import ScheduleConfig, diffusion_loss, eps_loss, q_sample
+from ..diffusion.vlb import hybrid_loss
 from ..errors import UserInputError
 from ..images import FAMILY, sample_images
 from ..models.image_unet import ImageUNet, ImageUNetConfig
@@ -127,6 +128,8 @@ class ImageTask:
         x0 = batch["x"]                                                       # [B, C, H, W]
         level, z = noise(x0)                                                  # [B], [B, C, H, W]
         labels = self._labels(batch, drop=True)
+        if self.model_cfg.learn_sigma:   # Improved DDPM: L_simple + 0.001 L_vlb, the 8-bit discretised decoder
+            return hybrid_loss(lambda x, l: model(x, l, labels), x0, level, z, self.schedule, kind=self.loss_kind)
         return diffusion_loss(lambda x, l: model(x, l, labels), x0, level, z, kind=self.loss_kind)
 
     @torch.no_grad()
@@ -151,7 +154,8 @@ class ImageTask:
         t = torch.linspace(0, len(self.schedule) - 1, len(items)).round().long()
         level = self.schedule.noise_levels[t].float().to(device)
         eps = torch.randn(x0.shape, generator=g).to(device)
-        eps_hat = model(q_sample(x0, level, eps), level, self._labels(batch, drop=False))
+        out = model(q_sample(x0, level, eps), level, self._labels(batch, drop=False))
+        eps_hat = out[0] if isinstance(out, tuple) else out
         return float(eps_loss(eps_hat, eps, "l2"))
 
     def checkpoint_meta(self) -> dict[str, Any]:

@@ -17,21 +17,27 @@ from ..audio.priors import PriorConfig
 from ..config import param, to_dict
 from ..diffusion import ScheduleConfig
 from ..errors import UserInputError
-from ..models import WaveGradConfig
+from ..models import DiffWaveConfig, WaveGradConfig
 from ..models.image_unet import ImageUNetConfig
 from .image_task import DATASETS, ImageDataConfig, ImageTask
 from .trainer import TrainConfig, Trainer
 from .vocoder_task import VocoderDataConfig, VocoderTask
 
-MODEL_PRESETS = {"tiny": WaveGradConfig.tiny, "base": WaveGradConfig.base, "large": WaveGradConfig.large}
+# --model NAME -> the config builder of (architecture, preset): n_mels and hop come from the mel convention
+MODEL_PRESETS = {"tiny": WaveGradConfig.tiny, "base": WaveGradConfig.base, "large": WaveGradConfig.large,
+                 "diffwave-base": DiffWaveConfig.base, "diffwave-large": DiffWaveConfig.large}
 
 
 @dataclass
 class VocoderRun:
     """A vocoder training run: network preset, mel convention, optimisation, data and training schedule."""
 
-    model: str = param("base", "network: WaveGrad base (the paper's ~15M), large (~23M), or tiny (<1M, a CPU "
-                               "quick start)", choices=tuple(MODEL_PRESETS), paper="base")
+    model: str = param("base", "network: WaveGrad base (the paper's ~15M), large (~23M) or tiny (<1M, a CPU quick "
+                               "start); DiffWave base (64 channels, 2.6M) or large (128 channels, 6.9M)",
+                       choices=tuple(MODEL_PRESETS), paper="base")
+    learn_sigma: bool = param(False, "the network also predicts the reverse variance (Improved DDPM) and trains with "
+                                     "the hybrid loss L_simple + 0.001 L_vlb; ancestral sampling then uses it",
+                              paper="off (WaveGrad, DiffWave)")
     mel_preset: str = param("hifigan", "mel convention of the conditioning features (the TTS model's output)",
                             choices=tuple(MEL_PRESETS))
     prior: PriorConfig = param(factory=PriorConfig, help="noise prior")
@@ -42,14 +48,15 @@ class VocoderRun:
     def mel_config(self) -> MelConfig:
         return MelConfig.preset(self.mel_preset)
 
-    def model_config(self) -> WaveGradConfig:
+    def model_config(self) -> WaveGradConfig | DiffWaveConfig:
         if self.model not in MODEL_PRESETS:
             raise UserInputError(f"unknown model {self.model!r}; choose from {', '.join(MODEL_PRESETS)}")
         mel = self.mel_config()
         try:
-            return MODEL_PRESETS[self.model](n_mels=mel.n_mels, hop_length=mel.hop_length)
+            cfg = MODEL_PRESETS[self.model](n_mels=mel.n_mels, hop_length=mel.hop_length)
         except ValueError as e:
             raise UserInputError(str(e)) from None
+        return dataclasses.replace(cfg, learn_sigma=self.learn_sigma)
 
     def validate(self) -> None:
         self.train.validate()

@@ -198,7 +198,7 @@ class Trainer:
                 return
             path = found[-1]
         ckpt = load_checkpoint(path)
-        check_resumable(ckpt, path, self.task.identity())
+        check_resumable(ckpt, path, self.task.identity(), getattr(self.task, "legacy_identity", {}))
         self.acc.unwrap_model(self.model).load_state_dict(ckpt["model"])
         self.ema.load_state_dict(ckpt["ema"])
         self.ema.to(self.acc.device)

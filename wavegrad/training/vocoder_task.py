@@ -13,8 +13,10 @@ from ..audio.metrics import log_mel_l1
 from ..audio.priors import PriorConfig, build_prior, prior_statistics
 from ..config import param, to_dict
 from ..diffusion import ScheduleConfig, diffusion_loss
+from ..diffusion.vlb import hybrid_loss
 from ..errors import UserInputError
-from ..models import WaveGrad, WaveGradConfig
+from ..models import VOCODERS, vocoder_architecture
+from ..trajectory import Trajectory
 from ..vocoder import vocode
 
 
@@ -38,7 +40,7 @@ class VocoderDataConfig:
 class VocoderTask:
     family = "vocoder"
 
-    def __init__(self, model_cfg: WaveGradConfig, mel_cfg: MelConfig, data_cfg: VocoderDataConfig,
+    def __init__(self, model_cfg, mel_cfg: MelConfig, data_cfg: VocoderDataConfig,
                  sched_cfg: ScheduleConfig, loss_kind: str = "l1", *, seed: int = 0,
                  prior: PriorConfig | None = None):
         if model_cfg.n_mels != mel_cfg.n_mels or model_cfg.hop_length != mel_cfg.hop_length:
@@ -48,9 +50,10 @@ class VocoderTask:
         self.loss_kind = loss_kind
         self.prior_cfg = prior or PriorConfig()
         self.prior_cfg.validate()
+        self.architecture = vocoder_architecture(model_cfg)        # WaveGradConfig or DiffWaveConfig
         with torch.random.fork_rng(devices=[]):  # the initial weights are a function of the run's seed alone
             torch.manual_seed(seed)
-            self.model = WaveGrad(model_cfg)
+            self.model = VOCODERS[self.architecture][0](model_cfg)
         self.schedule = sched_cfg.build()
         self.featurizer = MelFeaturizer(mel_cfg)
         from ..data import Clips, MelCache, VocoderDataset, load_split
@@ -92,10 +95,13 @@ class VocoderTask:
             with torch.no_grad():
                 mel = self._featurizer(audio.device)(audio)
         level, z = noise(audio)  # [B], [B, T]
+        if self.model_cfg.learn_sigma:   # Improved DDPM: L_simple + 0.001 L_vlb (audio: a continuous decoder)
+            return hybrid_loss(lambda x, l: model(x, l, mel), audio, level, z, self.schedule, kind=self.loss_kind,
+                               prior=self.prior(mel), bin_width=None)
         return diffusion_loss(lambda x, l: model(x, l, mel), audio, level, z, kind=self.loss_kind,
                               prior=self.prior(mel))
 
-    def validate(self, model: WaveGrad, step: int, writer, out_dir: Path) -> dict[str, float]:
+    def validate(self, model, step: int, writer, out_dir: Path) -> dict[str, float]:
         """Vocode the validation clips with the EMA weights; log-mel L1 against the real audio."""
         device = next(model.parameters()).device
         feat = self._featurizer(device)
@@ -108,23 +114,40 @@ class VocoderTask:
             item = self.val_set[k]
             utt, wav = item["id"], item["audio"][:max_len].to(device)[None]  # [1, T]
             mel = feat(wav)  # [1, n_mels, frames]
-            out = vocode(model, mel, sched, eta=1.0, generator=g, prior=self.prior(mel))  # [1, T]
+            record = Trajectory(Trajectory.evenly(len(sched), 6)) if (writer is not None and k == 0) else None
+            out = vocode(model, mel, sched, eta=1.0, generator=g, prior=self.prior(mel), callback=record)  # [1, T]
             l1s.append(log_mel_l1(wav, out, self.mel_cfg))
             write_audio(out_dir / f"{utt}.wav", out[0].cpu().numpy(), sr)
             if writer is not None and k < 2:
                 writer.add_audio(f"val/{utt}", out[0].clamp(-1, 1).cpu()[None], step, sample_rate=sr)
                 writer.add_image(f"val_mel/{utt}", _mel_image(feat(out)[0], mel[0]), step)
+            if record is not None:    # WaveGrad's picture of the waveform refined step by step
+                self._log_trajectory(writer, step, record, out[0], mel[0], out_dir / f"{utt}.trajectory.png")
         return {"log_mel_l1": float(np.mean(l1s))} if l1s else {}
 
+    def _log_trajectory(self, writer, step: int, record, out, mel, path: Path) -> None:
+        try:
+            from ..trajectory import audio_figure
+            audio_figure(path, record, out, mel, self._featurizer(out.device), self.mel_cfg.sample_rate)
+        except UserInputError:                          # no matplotlib: the figure is optional
+            return
+        from PIL import Image
+        with Image.open(path) as im:
+            writer.add_image("val/trajectory", np.asarray(im.convert("RGB")), step, dataformats="HWC")
+
     def checkpoint_meta(self) -> dict[str, Any]:
-        return {"family": self.family, "model_config": self.model_cfg.to_dict(),
+        return {"family": self.family, "architecture": self.architecture, "model_config": self.model_cfg.to_dict(),
                 "mel_config": self.mel_cfg.to_dict(), "data_config": to_dict(self.data_cfg),
                 "schedule_config": to_dict(self.sched_cfg), "schedules": {},
                 "prior": {"config": to_dict(self.prior_cfg), "stats": dict(self.prior_stats)}}
 
+    # what checkpoints written before these entries existed were: WaveGrad, white noise
+    legacy_identity = {"architecture": "wavegrad",
+                       "prior": {"config": to_dict(PriorConfig()), "stats": {}}}
+
     def identity(self) -> dict[str, Any]:
         meta = self.checkpoint_meta()
-        return {k: meta[k] for k in ("family", "model_config", "mel_config", "prior")}
+        return {k: meta[k] for k in ("family", "architecture", "model_config", "mel_config", "prior")}
 
     def _featurizer(self, device) -> MelFeaturizer:
         if self.featurizer.mel_basis.device != torch.device(device):
