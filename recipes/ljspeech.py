@@ -89,7 +89,7 @@ def vocode_test_clips(ckpt: Path, data_dir: Path, out_dir: Path, n: int = 3, ste
         wav = read_audio(data_dir / "wavs" / f"{utt}.wav", cfg.sample_rate)
         wav = torch.from_numpy(wav[: len(wav) // cfg.hop_length * cfg.hop_length])
         t0 = time.time()
-        out = voc(voc.featurizer(wav)[0], steps=steps, generator=g)
+        out = voc(voc.featurizer.paired(wav)[0], steps=steps, generator=g)
         dt, seconds = time.time() - t0, len(wav) / cfg.sample_rate
         write_audio(out_dir / f"{utt}.wav", out.numpy(), cfg.sample_rate)
         print(f"  {utt}: {seconds:.2f} s audio, log-mel L1 {log_mel_l1(wav, out, cfg):.3f}, "

@@ -184,3 +184,19 @@ def test_checkpoints_from_before_priors_load_as_white(tmp_path):
         old.pop(key)
     save_checkpoint(path, old)
     assert Vocoder.from_checkpoint(path).prior_config.kind == "white"
+
+
+def test_a_centred_mel_convention_trains_and_its_checkpoint_vocodes_its_mels(corpus, tmp_path):
+    from wavegrad.audio import MelConfig, MelFeaturizer, read_audio
+    trainer, path = run(corpus, tmp_path / "r", "--max-steps", "2", "--val-every", "2", "--mel-preset", "tacotron2")
+    val = [h for h in trainer.history if "val/log_mel_l1" in h]
+    assert len(val) == 1 and 0 < val[0]["val/log_mel_l1"] < 20       # validation featurizes in that convention
+    voc = Vocoder.from_checkpoint(path)
+    assert voc.mel_config == MelConfig.preset("tacotron2")
+    # a Tacotron2 mel of a clip (T/hop + 1 frames) vocodes to frames * hop samples
+    wav = read_audio(next((corpus / "wavs").glob("*.wav")), 22050)[:22050]
+    mel = MelFeaturizer(MelConfig.preset("tacotron2"))(torch.from_numpy(wav))[0]
+    assert mel.shape[-1] == len(wav) // 256 + 1
+    assert voc(mel, steps=2, generator=torch.Generator().manual_seed(0)).shape == (mel.shape[-1] * 256,)
+    with pytest.raises(ValueError, match="convention"):
+        voc(torch.full((80, 5), -30.0), steps=2)

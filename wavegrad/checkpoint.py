@@ -130,3 +130,55 @@ def prune_checkpoints(folder: str | Path, keep_last: int) -> None:
     if keep_last > 0:
         for p in list_checkpoints(folder)[:-keep_last]:
             p.unlink(missing_ok=True)
+
+
+# ---- exported weights: safetensors + JSON (no pickle at all) ---------------------------------------------------
+PRETRAINED_FORMAT = "wavegrad-pretrained"
+WEIGHTS_NAME, CONFIG_NAME = "model.safetensors", "config.json"
+
+
+def is_pretrained_folder(path: str | Path) -> bool:
+    path = Path(path)
+    return path.is_dir() and (path / WEIGHTS_NAME).is_file() and (path / CONFIG_NAME).is_file()
+
+
+def save_pretrained_folder(folder: str | Path, weights: dict[str, torch.Tensor], config: dict[str, Any]) -> Path:
+    """``folder/model.safetensors`` and ``folder/config.json``, each written atomically."""
+    import json
+
+    from safetensors.torch import save_file
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in weights.items()}
+    with atomic_path(folder / WEIGHTS_NAME) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": PRETRAINED_FORMAT})
+    with atomic_path(folder / CONFIG_NAME) as tmp:
+        tmp.write_text(json.dumps({"format": PRETRAINED_FORMAT, "version": VERSION, **config}, indent=2) + "\n")
+    return folder
+
+
+def load_pretrained_folder(folder: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """(weights, config) of a folder written by :func:`save_pretrained_folder`; one-line errors naming the file."""
+    import json
+
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+    folder = Path(folder)
+    if not is_pretrained_folder(folder):
+        raise UserInputError(f"{folder}: not a pretrained folder (needs {WEIGHTS_NAME} and {CONFIG_NAME}); "
+                             "make one with `wavegrad export CHECKPOINT OUT_DIR`")
+    try:
+        config = json.loads((folder / CONFIG_NAME).read_text())
+    except (OSError, ValueError) as e:
+        raise UserInputError(f"{folder / CONFIG_NAME}: not readable JSON ({str(e).splitlines()[0][:100]})") from None
+    if not isinstance(config, dict) or config.get("format") != PRETRAINED_FORMAT:
+        raise UserInputError(f"{folder / CONFIG_NAME}: not a wavegrad export (no '{PRETRAINED_FORMAT}' format)")
+    if config.get("version") != VERSION:
+        raise UserInputError(f"{folder / CONFIG_NAME}: export version {config.get('version')} is not supported by "
+                             f"this wavegrad (expects {VERSION})")
+    try:
+        weights = load_file(str(folder / WEIGHTS_NAME))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise UserInputError(f"{folder / WEIGHTS_NAME}: damaged safetensors file ({str(e).splitlines()[0][:100]}); "
+                             "export it again") from None
+    return weights, config

@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .checkpoint import find_checkpoint, load_family_checkpoint, rebuilding_from
+from .checkpoint import (find_checkpoint, is_pretrained_folder, load_family_checkpoint, load_pretrained_folder,
+                         rebuilding_from, save_pretrained_folder)
 from .data.images import to_uint8
 from .diffusion import NoiseSchedule, plan_sampling, sample
 from .errors import UserInputError, first_line
@@ -57,11 +58,17 @@ def load_image_checkpoint(path: str | Path, device: str | torch.device = "cpu",
                           use_ema: bool = True) -> tuple[ImageUNet, NoiseSchedule, dict[str, Any]]:
     """(model in eval mode, training schedule, dataset meta) from an image checkpoint (or a run folder's newest);
     UserInputError otherwise."""
-    path = find_checkpoint(path)
-    ckpt = load_family_checkpoint(path, FAMILY, "an image", " (train one with recipes/mnist.py or recipes/cifar10.py)")
+    if is_pretrained_folder(path):
+        weights, ckpt = load_pretrained_folder(path)
+        if ckpt.get("family") != FAMILY:
+            raise UserInputError(f"{path}: this is a {ckpt.get('family')!r} export, not an image one")
+    else:
+        path = find_checkpoint(path)
+        ckpt = load_family_checkpoint(path, FAMILY, "an image", " (train one with recipes/mnist.py or recipes/cifar10.py)")
+        weights = None
     with rebuilding_from(path, "image", "re-train or re-export it with this wavegrad"):
         model = ImageUNet(ImageUNetConfig.from_dict(ckpt["model_config"]))
-        model.load_state_dict(ckpt["ema"]["shadow"] if use_ema else ckpt["model"])
+        model.load_state_dict(weights if weights is not None else (ckpt["ema"]["shadow"] if use_ema else ckpt["model"]))
         schedule = NoiseSchedule.from_dict(ckpt["schedule"])
     try:
         model = model.to(device)
@@ -153,3 +160,11 @@ def read_png(path: str | Path) -> np.ndarray:
             return np.asarray(im.convert("L" if gray else "RGB"), dtype=np.uint8).copy()
     except (OSError, ValueError) as e:
         raise UserInputError(f"cannot read {path} as an image ({first_line(e)})") from None
+
+
+def export_image_checkpoint(path: str | Path, folder: str | Path) -> Path:
+    """An image checkpoint's EMA weights and configs as ``folder/model.safetensors`` + ``config.json``."""
+    ckpt = load_family_checkpoint(find_checkpoint(path), FAMILY, "an image")
+    config = {"family": FAMILY, "model_config": ckpt["model_config"], "schedule": ckpt["schedule"],
+              "dataset": ckpt.get("dataset") or {}}
+    return save_pretrained_folder(folder, ckpt["ema"]["shadow"], config)

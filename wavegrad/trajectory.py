@@ -56,9 +56,9 @@ def audio_figure(path: str | Path, trajectory: Trajectory, output: torch.Tensor,
     n = output.shape[-1]
     for i, level, x, _ in trajectory.steps:
         state = x[row, :n]
-        rows.append((f"step {i + 1}, noise level {level:.3g}", state, featurizer(state.to(featurizer.mel_basis.device))[0].cpu()))
+        rows.append((f"step {i + 1}, noise level {level:.3g}", state, featurizer.paired(state.to(featurizer.mel_basis.device))[0].cpu()))
     out = output.detach().float().cpu()
-    rows.append(("output", out, featurizer(out.to(featurizer.mel_basis.device))[0].cpu()))
+    rows.append(("output", out, featurizer.paired(out.to(featurizer.mel_basis.device))[0].cpu()))
     lo, hi = float(target_mel.min()), float(target_mel.max())
     fig, axes = plt.subplots(len(rows), 2, figsize=(11, 1.6 * len(rows)), squeeze=False)
     t = np.arange(n) / sample_rate

@@ -38,8 +38,10 @@ from typing import Callable, Sequence
 import torch
 
 from .audio import MelConfig, MelFeaturizer
+from .audio.conventions import check_values
 from .audio.priors import PriorConfig, build_prior
-from .checkpoint import find_checkpoint, load_checkpoint, load_family_checkpoint, rebuilding_from, save_checkpoint
+from .checkpoint import (find_checkpoint, is_pretrained_folder, load_checkpoint, load_family_checkpoint,
+                         load_pretrained_folder, rebuilding_from, save_checkpoint, save_pretrained_folder)
 from .config import from_dict, to_dict
 from .diffusion import NoiseSchedule, Prior, Step, plan_sampling, sample
 from .diffusion.inpaint import inpaint
@@ -89,6 +91,42 @@ def vocode(model: WaveGrad, mel: torch.Tensor, schedule: NoiseSchedule, *, sampl
                   dtype=mel.dtype, clip_x0=clip, progress=progress, callback=callback, prior=prior, **options)
 
 
+def _unpad(mels, lengths) -> list:
+    """A list of [n_mels, frames] mels from a list, or from a padded [B, n_mels, F] batch cut to ``lengths``."""
+    if isinstance(mels, torch.Tensor) and mels.ndim == 3:
+        mels = list(mels.unbind(0))
+    elif lengths is not None and not isinstance(mels, (list, tuple)):
+        raise UserInputError("lengths go with a padded batch [B, n_mels, F] (or a list of mels)")
+    if lengths is None:
+        return list(mels)
+    lengths = [int(n) for n in (lengths.tolist() if isinstance(lengths, torch.Tensor) else lengths)]
+    if len(lengths) != len(mels):
+        raise UserInputError(f"{len(lengths)} lengths for {len(mels)} mels")
+    out = []
+    for i, (mel, n) in enumerate(zip(mels, lengths)):
+        frames = torch.as_tensor(mel).shape[-1]
+        if not 1 <= n <= frames:
+            raise UserInputError(f"mel #{i}: length {n} is outside 1..{frames} (its padded frame count)")
+        out.append(torch.as_tensor(mel)[..., :n])
+    return out
+
+
+def _hub_download(repo_id: str) -> Path:
+    """A Hub repository's files (only on an explicit from_pretrained of an id that is not a local path)."""
+    if repo_id.count("/") != 1 or repo_id.startswith((".", "/")):
+        raise UserInputError(f"{repo_id}: no such folder, and not a Hub repository id (user/name)")
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:
+        raise UserInputError(f"{repo_id} is not a local folder; loading from the Hugging Face Hub needs "
+                             "huggingface_hub: pip install wavegrad[hub]") from None
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=["model.safetensors", "config.json"]))
+    except Exception as e:  # noqa: BLE001 - network, authentication, missing repository: one line each
+        raise UserInputError(f"cannot fetch {repo_id} from the Hugging Face Hub ({type(e).__name__}: "
+                             f"{str(e).splitlines()[0][:120] if str(e) else ''})") from None
+
+
 def _check_positive_int(name: str, value, allow_none: bool = False, minimum: int = 1) -> None:
     if value is None and allow_none:
         return
@@ -122,15 +160,50 @@ class Vocoder:
                         precision: str = "fp32") -> "Vocoder":
         """The vocoder of a checkpoint file, or of a run folder's newest checkpoint."""
         check_precision(precision)
+        if is_pretrained_folder(path):
+            return cls.from_pretrained(path, device, precision)
         path = find_checkpoint(path)
         ckpt = load_family_checkpoint(path, "vocoder", "a vocoder")
+        with rebuilding_from(path, "vocoder", "re-export it with this wavegrad"):
+            weights = ckpt["ema"]["shadow"] if use_ema else ckpt["model"]
+        return cls._from_parts(path, ckpt, weights, device, precision)
+
+    # -- exported weights (safetensors + config.json) ----------------------------------------------------------
+    def save_pretrained(self, folder: str | Path) -> Path:
+        """``folder/model.safetensors`` (the weights this Vocoder runs) and ``folder/config.json`` (architecture, model
+        and mel configs, training and stored schedules, prior): no pickle, loadable by :meth:`from_pretrained`."""
+        return save_pretrained_folder(folder, self.model.state_dict(), self._export_config())
+
+    def _export_config(self) -> dict:
+        return {"family": "vocoder", "architecture": vocoder_architecture(self.model),
+                "model_config": self.model.cfg.to_dict(), "mel_config": self.mel_config.to_dict(),
+                "schedule": self.train_schedule.to_dict(),
+                "schedules": {k: v.to_dict() | ({"sampler": self.schedule_samplers[k]} if k in self.schedule_samplers
+                                                else {}) for k, v in self.schedules.items()},
+                "prior": {"config": to_dict(self.prior_config), "stats": dict(self.prior_stats)}}
+
+    @classmethod
+    def from_pretrained(cls, source: str | Path, device: str | torch.device = "cpu",
+                        precision: str = "fp32") -> "Vocoder":
+        """The vocoder of an exported folder (``wavegrad export``, :meth:`save_pretrained`), or of a Hugging Face Hub
+        repository id ("user/name"; needs huggingface_hub: ``pip install wavegrad[hub]``, and the network)."""
+        folder = Path(source)
+        if not folder.exists():
+            folder = _hub_download(str(source))
+        weights, config = load_pretrained_folder(folder)
+        return cls._from_parts(folder, config, weights, device, precision)
+
+    @classmethod
+    def _from_parts(cls, path, ckpt: dict, weights: dict, device, precision: str) -> "Vocoder":
+        """Rebuild from a checkpoint or export's entries (configs, schedules, prior) and weights."""
+        if ckpt.get("family", "vocoder") != "vocoder":
+            raise UserInputError(f"{path}: this is a {ckpt.get('family')!r} model, not a vocoder")
         with rebuilding_from(path, "vocoder", "re-export it with this wavegrad"):
             arch = ckpt.get("architecture", "wavegrad")               # checkpoints from before DiffWave: WaveGrad
             if arch not in VOCODERS:
                 raise UserInputError(f"unknown vocoder architecture {arch!r} (this wavegrad knows {', '.join(VOCODERS)})")
             network, config = VOCODERS[arch]
             model = network(config.from_dict(ckpt["model_config"]))
-            weights = ckpt["ema"]["shadow"] if use_ema else ckpt["model"]
             model.load_state_dict(weights)
             stored = ckpt.get("schedules", {})
             schedules = {k: NoiseSchedule.from_dict(v) for k, v in stored.items()}
@@ -182,6 +255,7 @@ class Vocoder:
             raise UserInputError("mel has no frames")
         if not torch.isfinite(mel).all():
             raise UserInputError("mel contains NaN or inf values")
+        check_values(mel, self.mel_config, "the mel")
         return mel.to(self.device, torch.float32)
 
     @property
@@ -242,14 +316,18 @@ class Vocoder:
         return wav[0] if squeeze else wav
 
     @torch.inference_mode()
-    def vocode_batch(self, mels: Sequence[torch.Tensor], steps: int | None = None,
+    def vocode_batch(self, mels: Sequence[torch.Tensor] | torch.Tensor, steps: int | None = None,
                      schedule: str | NoiseSchedule | None = None, eta: float | None = None, *,
                      sampler: str | None = None, nfe: int | None = None, seed: int | None = None,
                      generator: torch.Generator | None = None, batch_size: int | None = None,
                      chunk_frames: int | None = DEFAULT_CHUNK_FRAMES, overlap_frames: int | None = None,
                      progress: bool = False, callback: Callable[[Step], None] | None = None,
-                     **options) -> list[torch.Tensor]:
+                     lengths: Sequence[int] | torch.Tensor | None = None, **options) -> list[torch.Tensor]:
         """Log-mels ``[n_mels, frames_i]`` of any lengths -> waveforms ``[frames_i * hop]`` (on ``self.device``).
+
+        ``mels`` may also be a padded batch ``[B, n_mels, F]`` with ``lengths`` its true frame counts (SpeechBrain's
+        ``decode_batch(mels, mel_lens)``): each mel is cut to its length before anything runs, so the padding never
+        reaches the audio, and each waveform is ``lengths[i] * hop`` samples.
 
         Clip ``i`` draws its noise from a CPU generator seeded with ``seed + i`` (``seed`` None: one base
         seed drawn from ``generator``, or from torch's global RNG without one); see "Determinism" in
@@ -260,7 +338,7 @@ class Vocoder:
         and took 1.8x the memory), ``DEFAULT_BATCH_SIZE`` on other devices. Sampler, steps, nfe, schedule
         and options as in :meth:`__call__`.
         """
-        checked = self._check_mels(mels)
+        checked = self._check_mels(_unpad(mels, lengths))
         plan = self.resolve(steps, schedule, sampler, nfe, eta, **options)
         _check_positive_int("batch_size", batch_size, allow_none=True)
         if batch_size is None:
@@ -314,7 +392,7 @@ class Vocoder:
         if not mask[n:].all():
             raise UserInputError(f"a span reaches past the last whole frame ({n / self.mel_config.sample_rate:.3f} s); "
                                  "end it earlier")
-        mel = self.featurizer(wav[:n])[0] if mel is None else self.check_mel(mel)[0]
+        mel = self.featurizer.paired(wav[:n])[0] if mel is None else self.check_mel(mel)[0]
         if mel.shape[-1] != n // hop:
             raise UserInputError(f"the mel has {mel.shape[-1]} frames but the recording has {n // hop} "
                                  f"({n} samples / hop {hop}); give the mel of this recording's length")

@@ -1,16 +1,27 @@
-"""Log-mel features in the HiFi-GAN LJSpeech convention (torch STFT + librosa's Slaney mel basis).
+"""Log-mel features in the conventions of the TTS world, HiFi-GAN's by default (torch FFT + librosa's mel basis).
 
-The vocoder's contract with the rest of the speech world is its mel: with the defaults of
-:class:`MelConfig` the features equal those of HiFi-GAN's ``meldataset.mel_spectrogram`` (and of the
-TTS acoustic models trained on them), so their mels vocode with no conversion:
+The vocoder's contract with the rest of the speech world is its mel: with the defaults of :class:`MelConfig` the
+features equal those of HiFi-GAN's ``meldataset.mel_spectrogram`` (and of the TTS acoustic models trained on them),
+so their mels vocode with no conversion:
 
     y_pad = reflect_pad(y, (n_fft - hop) / 2 each side)                      # [B, T + n_fft - hop]
     S     = |STFT(y_pad; n_fft, hop, win, periodic Hann, center=False)|      # [B, n_fft/2+1, T/hop]
     M     = ln(max(mel_basis @ S, log_floor))                                # [B, n_mels,   T/hop]
 
 with ``mel_basis = librosa.filters.mel(..., htk=False, norm="slaney")``. For a signal whose length is a
-multiple of ``hop_length`` the number of frames is exactly ``T / hop_length`` (one frame per hop, which is
-what WaveGrad's upsampling factors assume).
+multiple of ``hop_length`` the number of frames is exactly ``T / hop_length``.
+
+The other toolkits' conventions (:data:`MEL_PRESETS`, ``MelConfig.preset(name)``) differ in a few steps, each a
+field: centred framing (``center``: n_fft/2 of padding each side, T/hop + 1 frames), the padding mode, a symmetric
+window, what is added under or floors the square root, an HTK or unnormalised filterbank, the STFT normalised by the
+window's energy, the log's base, floor (clamped or added), an affine map and a clip. Every step of the general
+recipe:
+
+    y_pad = pad(y, (n_fft/2, n_fft/2) if center else ((n_fft-hop)/2, ...), pad_mode)
+    S     = sqrt(max(|STFT(y_pad; window)|² + power_eps, power_floor)) [/ sqrt(sum w²) if normalized]
+    m     = mel_basis(mel_scale, mel_norm) @ S
+    L     = log_base(max(m, log_floor))  or  log_base(m + log_floor)   (log_floor_mode clamp / add)
+    M     = clip(log_scale · L + log_offset, clip_min, clip_max)
 """
 from __future__ import annotations
 
@@ -25,8 +36,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import UserInputError
 from ..config import from_dict
+from ..errors import UserInputError
 
 # Added under the square root of |STFT|^2, exactly as HiFi-GAN does (sqrt(re^2 + im^2 + 1e-9)).
 # Why: d sqrt(p)/dp is infinite at p = 0, so a featurizer used inside a loss (mel L1 on generated
@@ -45,7 +56,8 @@ FRAMES_PER_BLOCK = 256
 class MelConfig:
     """Parameters of the log-mel front end. Defaults: HiFi-GAN's LJSpeech V1 config (22.05 kHz).
 
-    Field names are a contract (checkpoints, mel caches and other modules use them).
+    Field names are a contract (checkpoints, mel caches and other modules use them); a stored config without
+    the later fields reads as HiFi-GAN's recipe, which is what it was computed with.
     ``f_max=None`` means ``sample_rate / 2``.
     """
 
@@ -57,6 +69,20 @@ class MelConfig:
     f_min: float = 0.0
     f_max: float | None = 8000.0
     log_floor: float = 1e-5
+    center: bool = False              # True: frames centred on i·hop (n_fft/2 of padding), T/hop + 1 of them
+    pad_mode: str = "reflect"         # "reflect" | "constant" (zeros)
+    window_periodic: bool = True      # False: the symmetric Hann window (NeMo)
+    power_eps: float = MAGNITUDE_EPS  # added to |STFT|² under the square root
+    power_floor: float = 0.0          # |STFT|² floored here under the square root (ESPnet: 1e-10)
+    normalized: bool = False          # |STFT| divided by sqrt(sum w²) (torchaudio's normalized=True)
+    mel_scale: str = "slaney"         # "slaney" | "htk"
+    mel_norm: str | None = "slaney"   # "slaney" (area) | None (peak 1)
+    log_base: str = "e"               # "e" | "10"
+    log_floor_mode: str = "clamp"     # "clamp": log(max(m, floor)); "add": log(m + floor) (NeMo FastPitch)
+    log_scale: float = 1.0            # M = clip(log_scale · L + log_offset, clip_min, clip_max)
+    log_offset: float = 0.0
+    clip_min: float | None = None
+    clip_max: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("sample_rate", "n_fft", "hop_length", "win_length", "n_mels"):
@@ -73,7 +99,8 @@ class MelConfig:
         # header) serialise -- and fingerprint -- identically.
         for name in ("sample_rate", "n_fft", "hop_length", "win_length", "n_mels"):
             object.__setattr__(self, name, int(getattr(self, name)))
-        for name in ("f_min", "f_max", "log_floor"):
+        for name in ("f_min", "f_max", "log_floor", "power_eps", "power_floor", "log_scale", "log_offset",
+                     "clip_min", "clip_max"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, bool):
                 try:
@@ -89,6 +116,13 @@ class MelConfig:
                 and self.log_floor > 0):
             raise ValueError(f"MelConfig.log_floor must be a finite number > 0 (ln of it is the "
                              f"silence level), got {self.log_floor!r}")
+        for name, allowed in (("pad_mode", ("reflect", "constant")), ("mel_scale", ("slaney", "htk")),
+                              ("mel_norm", ("slaney", None)), ("log_base", ("e", "10")),
+                              ("log_floor_mode", ("clamp", "add"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"MelConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.power_eps < 0 or self.power_floor < 0 or self.log_scale == 0:
+            raise ValueError("MelConfig.power_eps and power_floor must be >= 0 and log_scale non-zero")
 
     # ---- presets -------------------------------------------------------------------------------
     @classmethod
@@ -98,23 +132,15 @@ class MelConfig:
 
     @classmethod
     def paper_24k(cls) -> "MelConfig":
-        """WaveGrad's own features (Chen et al. 2020, Sec. 5): 24 kHz, 128 mel bands, 50 ms Hann
-        window (1200 samples), 12.5 ms frame shift (hop 300), 2048-point FFT, 20 Hz - 12 kHz.
-
-        The paper states window, shift, FFT size, band count and cut-offs but not the mel
-        normalisation or log floor; we keep librosa's Slaney filters and ln(max(., 1e-5)) so the two
-        presets differ only in what the paper specifies. Use with ``WaveGradConfig.base(hop_length=300,
-        n_mels=128)`` (upsampling factors 5*5*3*2*2 = 300).
-        """
-        return cls(sample_rate=24000, n_fft=2048, hop_length=300, win_length=1200, n_mels=128,
-                   f_min=20.0, f_max=12000.0, log_floor=1e-5)
+        """The ``wavegrad-paper-24k`` preset (see :data:`MEL_PRESETS`)."""
+        return cls.preset("wavegrad-paper-24k")
 
     @classmethod
     def preset(cls, name: str) -> "MelConfig":
-        """A named convention: ``MelConfig.preset("hifigan")`` (the default); see ``MEL_PRESETS``."""
+        """A named convention: ``MelConfig.preset("hifigan")`` (the default); see :data:`MEL_PRESETS`."""
         if name not in MEL_PRESETS:
             raise UserInputError(f"unknown mel preset {name!r}; choose from {', '.join(MEL_PRESETS)}")
-        return getattr(cls, MEL_PRESETS[name])()
+        return cls(**MEL_PRESETS[name][0])
 
     # ---- (de)serialisation -----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -132,8 +158,10 @@ class MelConfig:
     # ---- derived quantities ----------------------------------------------------------------------
     @property
     def padding(self) -> tuple[int, int]:
-        """Reflect padding (left, right). HiFi-GAN uses (n_fft-hop)/2 each side; when that is odd the
-        extra sample goes right so that frames == T / hop still holds."""
+        """Padding (left, right): n_fft/2 each side when centred, else HiFi-GAN's (n_fft-hop)/2, the extra
+        sample right when that is odd so that frames == T / hop still holds."""
+        if self.center:
+            return self.n_fft // 2, self.n_fft // 2
         total = self.n_fft - self.hop_length
         return total // 2, total - total // 2
 
@@ -143,23 +171,89 @@ class MelConfig:
         return max(self.hop_length, max(self.padding) + 1)
 
     def num_frames(self, num_samples: int) -> int:
-        return num_samples // self.hop_length
+        """Frames of ``num_samples`` samples: T // hop, plus one when centred."""
+        return num_samples // self.hop_length + (1 if self.center else 0)
+
+    @property
+    def log_floor_value(self) -> float:
+        """The value of digital silence in this convention (the log floor through the affine map and the clip)."""
+        return float(self.encode_log(torch.tensor(0.0, dtype=torch.float64)))
+
+    # ---- the log step and its inverse ------------------------------------------------------------
+    def encode_log(self, m: torch.Tensor) -> torch.Tensor:
+        """Linear mel ``m`` -> this convention's values (floor, log base, affine map, clip)."""
+        if self.log_floor_mode == "clamp":
+            m = torch.clamp(m, min=self.log_floor)
+        else:
+            m = m + self.log_floor
+        value = torch.log(m) if self.log_base == "e" else torch.log10(m)
+        if self.log_scale != 1.0 or self.log_offset != 0.0:
+            value = value * self.log_scale + self.log_offset
+        if self.clip_min is not None or self.clip_max is not None:
+            value = value.clamp(self.clip_min, self.clip_max)
+        return value
+
+    def decode_log(self, value: torch.Tensor) -> torch.Tensor:
+        """This convention's values -> the linear mel they stand for (exact above the floor and inside the clip)."""
+        log = (value - self.log_offset) / self.log_scale
+        m = torch.exp(log) if self.log_base == "e" else torch.pow(10.0, log)
+        return m - self.log_floor if self.log_floor_mode == "add" else m
 
 
-# name -> the MelConfig classmethod that builds it
-MEL_PRESETS = {"hifigan": "hifigan_22k", "wavegrad-paper-24k": "paper_24k"}
+def _preset(**fields) -> dict:
+    return fields
+
+
+# name -> (fields of MelConfig, where the formula comes from). Read in the toolkits' own code; see each entry.
+MEL_PRESETS: dict[str, tuple[dict, str]] = {
+    "hifigan": (_preset(), "jik876/hifi-gan meldataset.py mel_spectrogram, config_v1.json (LJSpeech, 22.05 kHz)"),
+    "tacotron2": (_preset(center=True, power_eps=0.0),
+                  "NVIDIA/tacotron2 layers.py TacotronSTFT + stft.py STFT (reflect n_fft/2, no eps, ln clamp 1e-5); "
+                  "also ming024/FastSpeech2 audio/stft.py and SpeechBrain's LJSpeech mel_spectogram"),
+    "nemo-hifigan": (_preset(window_periodic=False, power_eps=0.0, log_floor=1e-5),
+                     "NVIDIA/NeMo FilterbankFeatures with examples/tts/conf/hifigan/hifigan.yaml (exact_pad: "
+                     "(n_fft-hop)/2 reflect, symmetric Hann, ln clamp 1e-5; NeMo <= 2.4, its released checkpoints)"),
+    "nemo-fastpitch": (_preset(center=True, window_periodic=False, power_eps=0.0, log_floor_mode="add"),
+                       "NVIDIA/NeMo FilterbankFeatures with examples/tts/conf/fastpitch_align_v1.05.yaml (centred, "
+                       "symmetric Hann, ln(x + 1e-5); NeMo <= 2.4)"),
+    "espnet": (_preset(center=True, power_eps=0.0, power_floor=1e-10, f_min=80.0, f_max=7600.0, log_base="10",
+                       log_floor=1e-10),
+               "espnet2 LogMelFbank (espnet2/layers/stft.py, log_mel.py) with egs2/ljspeech/tts1: amplitude with a "
+               "power floor of 1e-10, 80-7600 Hz, log10 clamp 1e-10; before GlobalMVN (feats_stats.npz)"),
+    "coqui": (_preset(center=True, power_eps=0.0, f_max=None, log_base="10", log_scale=1.6, log_offset=2.4,
+                      clip_min=-4.0, clip_max=4.0),
+              "coqui-ai/TTS AudioProcessor with BaseAudioConfig's defaults (TTS/utils/audio/processor.py, "
+              "numpy_transforms.py): 0-11025 Hz, 20·log10 - 20 dB, symmetric normalisation to [-4, 4], clipped"),
+    "bigvgan-24k": (_preset(sample_rate=24000, n_mels=100, f_max=12000.0),
+                    "NVIDIA/BigVGAN meldataset.py mel_spectrogram with configs/bigvgan_24khz_100band.json"),
+    "bigvgan-44k": (_preset(sample_rate=44100, n_fft=2048, hop_length=512, win_length=2048, n_mels=128, f_max=None),
+                    "NVIDIA/BigVGAN meldataset.py mel_spectrogram with configs/bigvgan_v2_44khz_128band_512x.json"),
+    "vocos": (_preset(sample_rate=24000, n_mels=100, f_max=None, center=True, power_eps=0.0, mel_scale="htk",
+                      mel_norm=None, log_floor=1e-7),
+              "gemelo-ai/vocos feature_extractors.py MelSpectrogramFeatures (torchaudio defaults: HTK scale, no "
+              "norm, centred) with configs/vocos.yaml, ln(clip(x, 1e-7))"),
+    "wavegrad-paper-24k": (_preset(sample_rate=24000, n_fft=2048, hop_length=300, win_length=1200, n_mels=128,
+                                   f_min=20.0, f_max=None, center=True, power_eps=0.0, normalized=True,
+                                   mel_scale="htk", mel_norm=None, log_base="10", log_scale=0.2, log_offset=0.8,
+                                   clip_min=0.0, clip_max=1.0),
+                           "WaveGrad (Chen et al. 2020, §5: 24 kHz, 128 bands, 50 ms window, 12.5 ms hop, 2048-point "
+                           "FFT, 20 Hz-12 kHz) computed as lmnt-com/wavegrad preprocess.py does: torchaudio "
+                           "normalized STFT, HTK bank, (20·log10(clamp 1e-5) - 20 + 100)/100 clamped to [0, 1]"),
+}
 
 
 def mel_basis(cfg: MelConfig) -> np.ndarray:
-    """librosa's Slaney-scale, Slaney-normalised filterbank, float32 [n_mels, n_fft // 2 + 1]."""
+    """librosa's filterbank of ``cfg`` (Slaney or HTK scale, Slaney area or no normalisation), float32
+    [n_mels, n_fft // 2 + 1]."""
     import librosa  # imported lazily: only building the featurizer needs it
 
     return librosa.filters.mel(sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.f_min,
-                               fmax=cfg.f_max, htk=False, norm="slaney").astype(np.float32)
+                               fmax=cfg.f_max, htk=cfg.mel_scale == "htk", norm=cfg.mel_norm).astype(np.float32)
 
 
 class MelFeaturizer(nn.Module):
-    """Waveform ``[T]`` or ``[B, T]`` (float, in [-1, 1]) -> log-mel ``[B, n_mels, T // hop]`` (float32).
+    """Waveform ``[T]`` or ``[B, T]`` (float, in [-1, 1]) -> log-mel ``[B, n_mels, frames]`` (float32), frames
+    ``cfg.num_frames(T)`` (T // hop, or T // hop + 1 for a centred convention).
 
     Always computes in float32 with autocast disabled, whatever the input dtype: in fp16 the power
     spectrum of quiet bins underflows to 0 and the reflect-padded edges would give ln(0) = -inf / NaN.
@@ -169,12 +263,15 @@ class MelFeaturizer(nn.Module):
 
     def __init__(self, cfg: MelConfig | None = None):
         super().__init__()
-        self.cfg = cfg if cfg is not None else MelConfig()
-        window = torch.hann_window(self.cfg.win_length, periodic=True, dtype=torch.float32)
-        left = (self.cfg.n_fft - self.cfg.win_length) // 2  # centred in n_fft, as torch.stft pads it
-        window = nn.functional.pad(window, (left, self.cfg.n_fft - self.cfg.win_length - left))
+        self.cfg = cfg = cfg if cfg is not None else MelConfig()
+        window = torch.hann_window(cfg.win_length, periodic=cfg.window_periodic, dtype=torch.float32)
+        energy = float(window.double().square().sum().sqrt())
+        left = (cfg.n_fft - cfg.win_length) // 2  # centred in n_fft, as torch.stft pads it
+        window = nn.functional.pad(window, (left, cfg.n_fft - cfg.win_length - left))
         self.register_buffer("window", window, persistent=False)                    # [n_fft]
-        basis = torch.from_numpy(mel_basis(self.cfg))                               # [n_mels, F]
+        basis = torch.from_numpy(mel_basis(cfg))                                    # [n_mels, F]
+        if cfg.normalized:   # |STFT| / sqrt(sum w²), folded into the filterbank (a linear map either way)
+            basis = basis / energy
         self.register_buffer("mel_basis", basis, persistent=False)
         # Bins above the last non-zero filter column (f_max = 8 kHz of 11.025 kHz: 372 of 513) add
         # exactly 0 to every band, so the magnitude and the filter product skip them.
@@ -210,7 +307,7 @@ class MelFeaturizer(nn.Module):
             wav = wav.unsqueeze(0)                                                   # [B, T]
         cfg = self.cfg
         with torch.autocast(device_type=wav.device.type, enabled=False):
-            frames = self._reflect_pad(wav).unfold(-1, cfg.n_fft, cfg.hop_length)     # [B, frames, n_fft] view
+            frames = self._pad(wav).unfold(-1, cfg.n_fft, cfg.hop_length)            # [B, frames, n_fft] view
             batch, n = frames.shape[:2]
             if batch * n <= FRAMES_PER_BLOCK or frames.device.type != "cpu":  # GPUs: one launch each
                 mel = self._mel_block(frames)
@@ -220,13 +317,21 @@ class MelFeaturizer(nn.Module):
                 for b in range(0, batch, clips):
                     for s in range(0, n, span):
                         mel[b:b + clips, :, s:s + span] = self._mel_block(frames[b:b + clips, s:s + span])
-            return torch.log(torch.clamp(mel, min=cfg.log_floor))
+            return cfg.encode_log(mel)
 
-    def _reflect_pad(self, wav: torch.Tensor) -> torch.Tensor:
-        """Reflect padding (no edge repeat), as F.pad(mode="reflect"), which was 4x slower on CPU."""
+    def paired(self, wav: torch.Tensor) -> torch.Tensor:
+        """The log-mel frames a vocoder pairs with ``wav [T]`` / ``[B, T]``: the first T // hop of them (a centred
+        convention's extra frame, centred on the last sample, has no hop of its own and is dropped)."""
+        return self(wav)[..., : wav.shape[-1] // self.cfg.hop_length]
+
+    def _pad(self, wav: torch.Tensor) -> torch.Tensor:
+        """Reflect padding (no edge repeat) as a cat of flipped slices (F.pad's reflect was 4x slower on CPU),
+        or zeros for ``pad_mode="constant"``."""
         left, right = self.cfg.padding
+        if self.cfg.pad_mode == "constant":
+            return nn.functional.pad(wav, (left, right))
         parts = [wav[:, 1:left + 1].flip(-1), wav, wav[:, wav.shape[-1] - 1 - right:-1].flip(-1)]
-        return torch.cat(parts, dim=-1)                                                # [B, T + n_fft - hop]
+        return torch.cat(parts, dim=-1)                                                # [B, T + left + right]
 
     def _mel_block(self, frames: torch.Tensor) -> torch.Tensor:
         """Linear mel of frames ``[B, n, n_fft]`` -> ``[B, n_mels, n]``: the STFT written out as
@@ -235,7 +340,12 @@ class MelFeaturizer(nn.Module):
         # Squaring the interleaved (re, im) floats is one contiguous, vectorised pass; the
         # .real / .imag views have stride 2 and made the magnitude 1.5x slower.
         sq = torch.view_as_real(spec)[:, :, : self.num_bins].square()                  # [B, n, bins, 2]
-        mag = (sq[..., 0] + sq[..., 1]).add_(MAGNITUDE_EPS).sqrt_()                    # [B, n, bins]
+        power = sq[..., 0] + sq[..., 1]                                                 # [B, n, bins]
+        if self.cfg.power_eps:
+            power = power.add_(self.cfg.power_eps)
+        if self.cfg.power_floor:
+            power = power.clamp_min_(self.cfg.power_floor)
+        mag = power.sqrt_()                                                             # [B, n, bins]
         mel = torch.matmul(mag.flatten(0, 1), self.mel_basis[:, : self.num_bins].T)   # [B * n, n_mels]
         return mel.view(frames.shape[0], -1, self.cfg.n_mels).transpose(1, 2)          # [B, n_mels, n]
 

@@ -37,7 +37,7 @@ def load_eval_clips(voc: Vocoder, data_dir: str | Path, split: str, n: int, seco
     if T < 4 * hop:
         raise UserInputError(f"the {split} clips of {data_dir} are too short to evaluate (need >= {4 * hop} samples)")
     wav = torch.stack([w[:T] for w in wavs]).to(voc.device)  # [B, T]
-    return EvalClips(clips.store.ids, wav, voc.featurizer(wav), cfg.sample_rate)
+    return EvalClips(clips.store.ids, wav, voc.featurizer.paired(wav), cfg.sample_rate)
 
 
 def vocode_clips(voc: Vocoder, clips: EvalClips, seed: int, **plan) -> tuple[torch.Tensor, float]:

@@ -81,8 +81,9 @@ def register(sub, name: str = "vocode") -> argparse.ArgumentParser:
 
 
 # ---- input loading -------------------------------------------------------------------------------------------
-def load_mel_npy(path: Path, n_mels: int) -> torch.Tensor:
-    """A .npy log-mel -> float32 tensor [n_mels, frames]; a UserInputError naming ``path`` otherwise."""
+def load_mel_npy(path: Path, n_mels: int | None) -> torch.Tensor:
+    """A .npy log-mel -> float32 tensor [n_mels, frames] (any band count for ``n_mels=None``); a UserInputError
+    naming ``path`` otherwise."""
     if not path.exists():
         raise UserInputError(f"input not found: {path}; check the path")
     if not path.is_file():
@@ -102,9 +103,9 @@ def load_mel_npy(path: Path, n_mels: int) -> torch.Tensor:
         arr = arr[0]
     if arr.ndim != 2:
         extra = " (a batch: save one mel per file)" if arr.ndim == 3 else ""
-        raise UserInputError(f"{path} has shape {arr.shape}; expected a log-mel [n_mels={n_mels}, frames] "
-                             f"or [1, {n_mels}, frames]{extra}")
-    if arr.shape[0] != n_mels:
+        raise UserInputError(f"{path} has shape {arr.shape}; expected a log-mel [n_mels={n_mels or 'N'}, frames] "
+                             f"or [1, {n_mels or 'N'}, frames]{extra}")
+    if n_mels is not None and arr.shape[0] != n_mels:
         hint = " — it looks like [frames, n_mels]: save mel.T instead" if arr.shape[1] == n_mels else ""
         raise UserInputError(f"{path} has {arr.shape[0]} mel bands (shape {arr.shape}) but the checkpoint "
                              f"expects {n_mels}{hint}")
@@ -124,7 +125,7 @@ def load_input(path: Path, voc) -> torch.Tensor:
         raise UserInputError(f"input {path} is an empty file (0 bytes); re-export it")
     wav = read_audio(path, voc.mel_config.sample_rate)
     try:
-        mel = voc.featurizer(torch.from_numpy(wav).to(voc.device))[0]
+        mel = voc.featurizer.paired(torch.from_numpy(wav).to(voc.device))[0]
     except UserInputError as e:
         raise UserInputError(f"{path}: {e}") from None
     return mel.cpu()
@@ -275,7 +276,7 @@ def _infill(args, voc, inputs: list[Path], outs: list[Path], plan: dict, chunk_f
         _write(outs[i], out, path, sr)
         if record is not None:
             n = wav.shape[-1] // voc.hop_length * voc.hop_length
-            target = mel if mel is not None else voc.featurizer(wav[:n].to(voc.device))[0]
+            target = mel if mel is not None else voc.featurizer.paired(wav[:n].to(voc.device))[0]
             audio_figure(_figure_path(args.trajectory, inputs, i), record, out[:n], target, voc.featurizer, sr)
     print(f"infilled {len(outs)} file(s) ({', '.join(f'{a:g}-{b:g} s' for a, b in args.infill)}) to {args.out_dir} "
           f"in {time.perf_counter() - t0:.2f} s")

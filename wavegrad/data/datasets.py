@@ -110,7 +110,7 @@ class _MelSource:
     def cached(self, i: int) -> np.ndarray:
         """The cached mel of the whole clip i, ``[n_mels, length // hop]``."""
         mel = self.cache.load(self.store.ids[i])
-        frames = self.store.lengths[i] // self.cfg.hop_length
+        frames = self.cfg.num_frames(self.store.lengths[i] // self.cfg.hop_length * self.cfg.hop_length)
         if mel.shape[1] != frames:
             raise UserInputError(f"cached mel {self.cache.path(self.store.ids[i])} has {mel.shape[1]} frames but "
                                  f"{self.store.paths[i].name} needs {frames}; the audio changed: delete "
@@ -122,7 +122,7 @@ class _MelSource:
         if self._featurizer is None:
             self._featurizer = MelFeaturizer(self.cfg)
         with torch.no_grad():
-            return self._featurizer(torch.from_numpy(audio))[0].numpy()
+            return self._featurizer.paired(torch.from_numpy(audio))[0].numpy()
 
 
 class VocoderDataset(Dataset):

@@ -93,7 +93,7 @@ class VocoderTask:
         mel = batch.get("mel")  # [B, n_mels, T / hop] from a mel cache, else computed here on the device
         if mel is None:
             with torch.no_grad():
-                mel = self._featurizer(audio.device)(audio)
+                mel = self._featurizer(audio.device).paired(audio)
         level, z = noise(audio)  # [B], [B, T]
         if self.model_cfg.learn_sigma:   # Improved DDPM: L_simple + 0.001 L_vlb (audio: a continuous decoder)
             return hybrid_loss(lambda x, l: model(x, l, mel), audio, level, z, self.schedule, kind=self.loss_kind,
@@ -113,14 +113,14 @@ class VocoderTask:
         for k in range(len(self.val_set)):
             item = self.val_set[k]
             utt, wav = item["id"], item["audio"][:max_len].to(device)[None]  # [1, T]
-            mel = feat(wav)  # [1, n_mels, frames]
+            mel = feat.paired(wav)  # [1, n_mels, frames]
             record = Trajectory(Trajectory.evenly(len(sched), 6)) if (writer is not None and k == 0) else None
             out = vocode(model, mel, sched, eta=1.0, generator=g, prior=self.prior(mel), callback=record)  # [1, T]
             l1s.append(log_mel_l1(wav, out, self.mel_cfg))
             write_audio(out_dir / f"{utt}.wav", out[0].cpu().numpy(), sr)
             if writer is not None and k < 2:
                 writer.add_audio(f"val/{utt}", out[0].clamp(-1, 1).cpu()[None], step, sample_rate=sr)
-                writer.add_image(f"val_mel/{utt}", _mel_image(feat(out)[0], mel[0]), step)
+                writer.add_image(f"val_mel/{utt}", _mel_image(feat.paired(out)[0], mel[0]), step)
             if record is not None:    # WaveGrad's picture of the waveform refined step by step
                 self._log_trajectory(writer, step, record, out[0], mel[0], out_dir / f"{utt}.trajectory.png")
         return {"log_mel_l1": float(np.mean(l1s))} if l1s else {}
