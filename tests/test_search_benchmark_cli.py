@@ -55,6 +55,51 @@ def test_benchmark_writes_table_csv_json_png(setup, capsys):
     assert {("ddpm", 3, 3), ("ddpm", 2, 2), ("ddim", 3, 3), ("ddim", 2, 2), ("heun", 2, 3), ("heun", 1, 1),
             ("pc", 1, 2), ("searched ddpm", 2, 2)} <= systems
     assert all((out_dir / f"benchmark.{ext}").stat().st_size > 0 for ext in ("md", "csv", "json", "png"))
+    _check_listening_page(out_dir, rows, n_clips=1)
+
+
+def _check_listening_page(out_dir, rows, n_clips):
+    """Every row x clip has a player and a picture whose files exist; the ground truth's audio is the clip."""
+    import re
+
+    import numpy as np
+    import soundfile as sf
+    page = (out_dir / "benchmark.html").read_text()
+    audio = re.findall(r"<audio [^>]*src='([^']+)'", page)
+    images = re.findall(r"<img src='(mels/[^']+)'", page)
+    assert len(audio) == len(images) == len(rows) * n_clips
+    assert len(set(audio)) == len(audio)                              # one file per row and clip
+    assert all((out_dir / a).is_file() for a in audio) and all((out_dir / i).is_file() for i in images)
+    assert (out_dir / "benchmark_mels.png").stat().st_size > 0
+    truth = sf.read(str(out_dir / audio[0]))[0]
+    wav = sf.read(str(out_dir / audio[1 * n_clips]))[0]               # Griffin-Lim: same length, other audio
+    assert audio[0].startswith("audio/ground-truth/") and truth.shape == wav.shape and np.abs(truth - wav).max() > 0
+    return audio
+
+
+@pytest.mark.slow
+def test_listening_page_loads_in_headless_chromium(setup, tmp_path):
+    """The page opens from disk in a real browser and every player finds its file (Debian's chromium)."""
+    import shutil
+    import subprocess
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    d, ckpt = setup
+    out_dir = tmp_path / "bench"
+    assert main(["benchmark", str(ckpt), "--data-dir", str(d / "corpus"), "--nfe", "2", "--samplers", "ddim",
+                 "--clips", "1", "--seconds", "0.2", "--out-dir", str(out_dir), "--no-optional"]) == 0
+    rows = json.loads((out_dir / "benchmark.json").read_text())["rows"]
+    audio = _check_listening_page(out_dir, rows, n_clips=1)
+    r = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=15000",
+                        "--dump-dom", (out_dir / "benchmark.html").as_uri()], capture_output=True, text=True,
+                       timeout=120)
+    assert 'data-audio="ok"' in r.stdout and f'data-loaded="{len(audio)}"' in r.stdout, r.stdout[-2000:]
+    (out_dir / audio[-1]).unlink()                                   # a missing file is reported, by name
+    r = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=15000",
+                        "--dump-dom", (out_dir / "benchmark.html").as_uri()], capture_output=True, text=True,
+                       timeout=120)
+    assert 'data-audio="missing"' in r.stdout and audio[-1] in r.stdout
 
 
 @pytest.mark.parametrize("flags, msg", [(["--samplers", "euler,rk4"], "unknown sampler"),

@@ -20,6 +20,7 @@ from ..diffusion import SAMPLERS, SCHEDULE_KINDS, SamplerOptions, nfe, steps_for
 from ..errors import UserInputError
 from ..utils import atomic_path
 from ..vocoder import Vocoder
+from . import listening
 from .evaluation import EvalClips, load_eval_clips, vocode_clips
 
 SEARCHED = "searched"          # every schedule stored by search-schedule, with the sampler it was searched for
@@ -105,8 +106,8 @@ def register(sub, name: str) -> None:
     p.set_defaults(func=run)
 
 
-def score_clips(ref: torch.Tensor, est: torch.Tensor, mel_config, optional: dict) -> dict[str, float]:
-    """Mean of every metric over the clips (ref, est: [B, T])."""
+def score_clips(ref: torch.Tensor, est: torch.Tensor, mel_config, optional: dict) -> dict:
+    """Mean of every metric over the clips (ref, est: [B, T]), and each clip's log-mel L1 (``clip_log_mel_l1``)."""
     rows, sr = [], mel_config.sample_rate
     for r, e in zip(ref.cpu().numpy(), est.cpu().numpy()):
         m = {"log_mel_l1": M.log_mel_l1(r, e, mel_config), "lsd_db": M.lsd(r, e), "mrstft": M.mrstft(r, e)}
@@ -121,7 +122,8 @@ def score_clips(ref: torch.Tensor, est: torch.Tensor, mel_config, optional: dict
         if optional.get("dnsmos") is True:
             m["dnsmos_ovrl"] = M.dnsmos(e, sr)["ovrl"]
         rows.append(m)
-    return {k: float(np.nanmean([row[k] for row in rows])) for k in rows[0]}
+    return {k: float(np.nanmean([row[k] for row in rows])) for k in rows[0]} | {
+        "clip_log_mel_l1": [row["log_mel_l1"] for row in rows]}
 
 
 def griffin_lim(voc: Vocoder, clips: EvalClips) -> tuple[torch.Tensor, float]:
@@ -131,17 +133,22 @@ def griffin_lim(voc: Vocoder, clips: EvalClips) -> tuple[torch.Tensor, float]:
     import librosa
     cfg = voc.mel_config
     t0 = time.perf_counter()
-    outs = []
-    for mel in clips.mel.cpu().numpy():
-        S = librosa.feature.inverse.mel_to_stft(np.exp(mel), sr=cfg.sample_rate, n_fft=cfg.n_fft, power=1.0,
-                                                fmin=cfg.f_min, fmax=cfg.f_max)
-        # our frames are centre-less over a signal reflect-padded by (n_fft - hop)/2 each side (HiFi-GAN):
-        # invert with center=False, then cut that padding off again
-        y = librosa.griffinlim(S, n_iter=32, hop_length=cfg.hop_length, win_length=cfg.win_length,
-                               n_fft=cfg.n_fft, center=False, random_state=0)
-        pad = (cfg.n_fft - cfg.hop_length) // 2
-        y = y[pad:pad + clips.wav.shape[1]]
-        outs.append(torch.from_numpy(np.pad(y, (0, clips.wav.shape[1] - len(y))).astype(np.float32)))
+    outs, T = [], clips.wav.shape[1]
+    linear = cfg.decode_log(clips.mel.double()).clamp(min=0).cpu().numpy()       # [B, n_mels, F] linear mel
+    if cfg.normalized:      # the bank was divided by the window's energy: undo it before inverting the bank
+        linear = linear * float(torch.hann_window(cfg.win_length, periodic=cfg.window_periodic,
+                                                  dtype=torch.float64).square().sum().sqrt())
+    window = "hann" if cfg.window_periodic else ("hann", False)
+    for mel in linear:
+        S = librosa.feature.inverse.mel_to_stft(mel, sr=cfg.sample_rate, n_fft=cfg.n_fft, power=1.0, fmin=cfg.f_min,
+                                                fmax=cfg.f_max, htk=cfg.mel_scale == "htk", norm=cfg.mel_norm)
+        # centred frames invert with center=True; HiFi-GAN's frames sit over a signal padded by (n_fft - hop)/2
+        # each side: invert with center=False and cut that padding off again
+        y = librosa.griffinlim(S, n_iter=32, hop_length=cfg.hop_length, win_length=cfg.win_length, n_fft=cfg.n_fft,
+                               window=window, center=cfg.center, random_state=0)
+        y = y if cfg.center else y[cfg.padding[0]:]
+        y = y[:T]
+        outs.append(torch.from_numpy(np.pad(y, (0, T - len(y))).astype(np.float32)))
     return torch.stack(outs), time.perf_counter() - t0
 
 
@@ -172,11 +179,14 @@ def benchmark_checkpoints(checkpoints: list[Path], data_dir: Path, cfg: Benchmar
     clips = load_eval_clips(vocs[0], data_dir, cfg.split, cfg.clips, cfg.seconds)
     optional = M.available_optional_metrics() if cfg.optional else {}
     mel_config = vocs[0].mel_config
-    rows = [{"system": "ground truth", "schedule": "", "steps": "", "nfe": "", "rtf": "",
-             **score_clips(clips.wav, clips.wav, mel_config, optional)}]
+    out_dir = Path(cfg.out_dir) if cfg.out_dir else checkpoints[0].parent.parent / (
+        "benchmark" if len(checkpoints) == 1 else "benchmark-compare")
+    media = Media(out_dir, clips, vocs[0])
+    rows = [media.add({"system": "ground truth", "schedule": "", "steps": "", "nfe": "", "rtf": "",
+                       **score_clips(clips.wav, clips.wav, mel_config, optional)}, clips.wav)]
     gl, gl_t = griffin_lim(vocs[0], clips)
-    rows.append({"system": "Griffin-Lim (32 it., seeded)", "schedule": "", "steps": 32, "nfe": "",
-                 "rtf": gl_t / clips.seconds, **score_clips(clips.wav, gl, mel_config, optional)})
+    rows.append(media.add({"system": "Griffin-Lim (32 it., seeded)", "schedule": "", "steps": 32, "nfe": "",
+                           "rtf": gl_t / clips.seconds, **score_clips(clips.wav, gl, mel_config, optional)}, gl))
     notes = []
     for label, voc in zip(labels, vocs):
         jobs, job_notes = cfg.jobs(voc)
@@ -187,13 +197,12 @@ def benchmark_checkpoints(checkpoints: list[Path], data_dir: Path, cfg: Benchmar
             if not torch.isfinite(out).all():
                 notes.append(f"{system} {job['steps']} steps: non-finite output")
                 continue
-            rows.append({"system": system} | {k: job[k] for k in ("schedule", "steps", "nfe")}
-                        | {"rtf": took / clips.seconds} | score_clips(clips.wav, out, mel_config, optional))
+            rows.append(media.add({"system": system} | {k: job[k] for k in ("schedule", "steps", "nfe")}
+                                  | {"rtf": took / clips.seconds} | score_clips(clips.wav, out, mel_config, optional),
+                                  out))
     for name, status in optional.items():
         if status is not True:
             notes.append(f"{name} skipped: {str(status).splitlines()[0]}")
-    out_dir = Path(cfg.out_dir) if cfg.out_dir else checkpoints[0].parent.parent / (
-        "benchmark" if len(checkpoints) == 1 else "benchmark-compare")
     meta = {"checkpoints": dict(zip(labels or ["checkpoint"], map(str, checkpoints))),
             "priors": {lab or "checkpoint": v.prior_config.kind for lab, v in zip(labels or [""], vocs)},
             "device": str(vocs[0].device), "threads": torch.get_num_threads(), "torch": torch.__version__,
@@ -202,9 +211,34 @@ def benchmark_checkpoints(checkpoints: list[Path], data_dir: Path, cfg: Benchmar
             "rtf": "wall-clock seconds per audio-second for the whole batch of clips, the path of `wavegrad vocode`",
             "mcd": "pysptk mcep order 24, c0 excluded, no DTW (time-aligned)", "notes": notes}
     write_reports(out_dir, rows, meta)
+    media.finish(rows, meta)
     print(markdown_table(rows, meta))
-    print(f"\nwritten: {out_dir}/benchmark.md, .csv, .json, .png")
+    print(f"\nwritten: {out_dir}/benchmark.md, .csv, .json, .png; listen in {out_dir}/benchmark.html "
+          f"(every row's audio/ and mels/, and benchmark_mels.png)")
     return rows
+
+
+class Media:
+    """Writes each row's audio and mel pictures as it is scored, and the listening page at the end."""
+
+    def __init__(self, out_dir: Path, clips: EvalClips, voc: Vocoder):
+        self.out_dir, self.clips, self.voc = out_dir, clips, voc
+        truth = clips.mel.cpu().float().numpy()
+        self.scale = (float(np.percentile(truth, 1)), float(truth.max()))   # every picture on the truth's scale
+        self.panels: list[tuple[str, np.ndarray]] = []
+
+    def add(self, row: dict, wav: torch.Tensor) -> dict:
+        """Write ``wav [B, T]``'s clips and pictures under the row's key; returns the row with its key."""
+        row["key"] = listening.row_key(row)
+        mel = self.voc.featurizer.paired(wav.to(self.voc.device))                   # [B, n_mels, F]
+        listening.write_media(self.out_dir, row["key"], self.clips.ids, wav, mel, self.clips.sample_rate, self.scale)
+        steps = f", {row['steps']} steps" if row.get("nfe") != "" else ""
+        self.panels.append((f"{row['system']}{steps}", mel[0].cpu().float().numpy()))
+        return row
+
+    def finish(self, rows: list[dict], meta: dict) -> None:
+        listening.plot_mels(self.out_dir / "benchmark_mels.png", self.panels, self.scale)
+        listening.write_page(self.out_dir, rows, self.clips.ids, meta)
 
 
 def _labels(checkpoints: list[Path], labels: list[str] | None) -> list[str]:
