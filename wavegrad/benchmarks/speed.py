@@ -1,8 +1,9 @@
-"""Speed and memory of the WaveGrad presets on this machine (a script, never a test).
+"""Speed and memory of the vocoder presets on this machine (a script, never a test).
 
-    python -m wavegrad.benchmarks.speed [--presets tiny,base,large] [--seconds 1.0] [--threads N]
+    python -m wavegrad.benchmarks.speed [--presets tiny,base,large,diffwave-base] [--seconds 1.0] [--threads N]
                                         [--device cpu|cuda] [--precision fp32,bf16] [--iters 3]
                                         [--vocode-clips 4] [--train] [--featurizer] [--long 60]
+                                        [--priors white,priorgrad,specgrad]
 
 For each preset it prints, at the current device and thread count:
   s/it/aud-s   seconds of one denoiser call (= one sampling iteration) per second of audio: median of
@@ -19,6 +20,8 @@ Extra sections (each off unless asked):
   --featurizer  MelFeaturizer vs librosa.feature.melspectrogram (same parameters, same audio) throughput
   --long S      peak RSS and time of Vocoder (chunked) at 6 steps on S seconds vs S/4 seconds, each in a
                 fresh process (memory should be flat in length, time linear)
+  --priors P    vocoding throughput of each preset with each noise prior, side by side in one process per
+                preset, and each prior's slowdown against white (the prior's color() runs once per step)
 Each preset runs in its own subprocess (unless --no-isolate) so that peak RSS belongs to it alone.
 --precision takes a comma-separated list; bf16 = torch.autocast(bfloat16) around the network only.
 """
@@ -94,13 +97,23 @@ def matmul_peak(device: torch.device, precision: str, n: int = 2048, seconds: fl
     return best
 
 
+def network(preset: str):
+    """A random-weight network of a ``wavegrad train --model`` preset (WaveGrad tiny/base/large, DiffWave base/large)."""
+    from wavegrad.models import DiffWave, DiffWaveConfig, WaveGrad
+    from wavegrad.training.runs import MODEL_PRESETS
+    if preset not in MODEL_PRESETS:
+        raise SystemExit(f"unknown preset {preset!r}; choose from {', '.join(MODEL_PRESETS)}")
+    cfg = MODEL_PRESETS[preset]()
+    return (DiffWave if isinstance(cfg, DiffWaveConfig) else WaveGrad)(cfg)
+
+
 def bench_preset(preset: str, seconds: float, device: torch.device, precision: str, iters: int) -> dict:
     from torch.utils.flop_counter import FlopCounterMode
 
-    from wavegrad.models import WaveGrad, WaveGradConfig, count_parameters
+    from wavegrad.models import count_parameters
 
-    cfg = getattr(WaveGradConfig, preset)()
-    net = WaveGrad(cfg).to(device).eval()
+    net = network(preset).to(device).eval()
+    cfg = net.cfg
     frames = max(1, round(seconds * SAMPLE_RATE / cfg.hop_length))
     audio_s = frames * cfg.hop_length / SAMPLE_RATE
     g = torch.Generator().manual_seed(0)
@@ -127,40 +140,39 @@ def bench_preset(preset: str, seconds: float, device: torch.device, precision: s
                 flops=flops, peak_mem=peak_mem)
 
 
-def _random_vocoder(preset: str, device: torch.device, precision: str):
+def _random_vocoder(preset: str, device: torch.device, precision: str, prior: str = "white"):
     from wavegrad.audio import MelConfig
+    from wavegrad.audio.priors import PriorConfig
     from wavegrad.diffusion import NoiseSchedule
-    from wavegrad.models import WaveGrad, WaveGradConfig
     from wavegrad.vocoder import Vocoder
     torch.manual_seed(0)
-    net = WaveGrad(getattr(WaveGradConfig, preset)())
-    try:
-        voc = Vocoder(net, MelConfig(), NoiseSchedule.linear(1000), device=device, precision=precision)
-        ctx = nullcontext
-    except TypeError:                                    # a Vocoder without a precision option: autocast outside
-        voc = Vocoder(net, MelConfig(), NoiseSchedule.linear(1000), device=device)
-        ctx = lambda: _autocast(device, precision)       # noqa: E731
-    return voc, ctx
+    # energy_min: PriorGrad's statistic at its floor (every band at the log floor), a valid stand-in
+    voc = Vocoder(network(preset), MelConfig(), NoiseSchedule.linear(1000), device=device, precision=precision,
+                  prior=PriorConfig(kind=prior), prior_stats={"energy_min": (80 * 1e-5) ** 0.5})
+    return voc, nullcontext
 
 
-def bench_vocode(preset: str, seconds: float, clips: int, device: torch.device, precision: str, iters: int) -> dict:
-    """Audio seconds per wall second of ``vocode_batch`` on ``clips`` clips of ``seconds`` at 6 steps."""
-    voc, ctx = _random_vocoder(preset, device, precision)
-    hop = voc.hop_length
+def bench_vocode(preset: str, seconds: float, clips: int, device: torch.device, precision: str, iters: int,
+                 priors: tuple[str, ...] = ("white",)) -> dict:
+    """Audio seconds per wall second of ``vocode_batch`` on ``clips`` clips of ``seconds`` at 6 steps, for each
+    prior; the priors' calls are interleaved, round after round, so that load on the machine hits them alike."""
+    vocs = {p: _random_vocoder(preset, device, precision, p)[0] for p in priors}
+    hop = vocs[priors[0]].hop_length
     frames = max(1, round(seconds * SAMPLE_RATE / hop))
     g = torch.Generator().manual_seed(0)
-    mels = [torch.randn(voc.mel_config.n_mels, frames, generator=g) - 5.0 for _ in range(clips)]
-    run = lambda: voc.vocode_batch(mels, steps=6, seed=0, batch_size=clips)          # noqa: E731
-    with ctx():
-        run()                                                                      # warm-up
-        times = []
-        for _ in range(max(1, iters // 2)):
+    mels = [torch.randn(80, frames, generator=g) - 5.0 for _ in range(clips)]
+    times = {p: [] for p in priors}
+    for p, voc in vocs.items():
+        voc.vocode_batch(mels, steps=6, seed=0, batch_size=clips)                   # warm-up
+    for _ in range(max(1, iters // 2)):
+        for p, voc in vocs.items():
             t0 = time.perf_counter()
-            run()
+            voc.vocode_batch(mels, steps=6, seed=0, batch_size=clips)
             _sync(device)
-            times.append(time.perf_counter() - t0)
+            times[p].append(time.perf_counter() - t0)
     audio = clips * frames * hop / SAMPLE_RATE
-    return dict(preset=preset, clips=clips, audio_s=audio, s=statistics.median(times), best_s=min(times))
+    return dict(preset=preset, clips=clips, audio_s=audio, s=statistics.median(times[priors[0]]),
+                best_s=min(times[priors[0]]), priors={p: statistics.median(t) for p, t in times.items()})
 
 
 def bench_long(preset: str, seconds: float, device: torch.device, precision: str) -> dict:
@@ -258,7 +270,8 @@ def bench_featurizer(seconds: float = 10.0, clips: int = 8, reps: int = 20) -> d
 def _worker_cmd(args, kind: str, name: str, precision: str, seconds: float | None = None) -> list[str]:
     cmd = [sys.executable, "-m", "wavegrad.benchmarks.speed", "--worker", name, "--worker-kind", kind,
            "--seconds", str(args.seconds if seconds is None else seconds), "--device", args.device,
-           "--precision", precision, "--iters", str(args.iters), "--vocode-clips", str(args.vocode_clips)]
+           "--precision", precision, "--iters", str(args.iters), "--vocode-clips", str(args.vocode_clips),
+           "--priors", args.priors]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
     return cmd
@@ -275,7 +288,8 @@ def _run_isolated(preset: str, args, kind: str = "net", precision: str | None = 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m wavegrad.benchmarks.speed", description=__doc__.split("\n\n")[0])
-    p.add_argument("--presets", default="tiny,base,large", help="comma-separated WaveGradConfig presets")
+    p.add_argument("--presets", default="tiny,base,large",
+                   help="comma-separated model presets (tiny, base, large, diffwave-base, diffwave-large)")
     p.add_argument("--seconds", type=float, default=1.0, help="audio length per call (default 1.0)")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
@@ -289,6 +303,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--long", type=float, default=0.0, metavar="S",
                    help="also vocode S and S/4 seconds (chunked, 6 steps), each in a fresh process: RSS and time")
     p.add_argument("--long-preset", default="base", help="preset for --long (default base)")
+    p.add_argument("--priors", default="white",
+                   help="comma-separated noise priors whose vocoding throughput is measured side by side (white first)")
     p.add_argument("--no-isolate", action="store_true", help="run all presets in this process")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--worker-kind", default="net", help=argparse.SUPPRESS)
@@ -306,7 +322,8 @@ def main(argv: list[str] | None = None) -> None:
         if kind == "net":
             r = bench_preset(args.worker, args.seconds, device, prec, args.iters)
         elif kind == "vocode":
-            r = bench_vocode(args.worker, args.seconds, args.vocode_clips, device, prec, args.iters)
+            r = bench_vocode(args.worker, args.seconds, args.vocode_clips, device, prec, args.iters,
+                             tuple(args.priors.split(",")))
         elif kind == "long":
             r = bench_long(args.worker, args.seconds, device, prec)
         elif kind == "train":
@@ -330,22 +347,31 @@ def main(argv: list[str] | None = None) -> None:
             r = (bench_preset(preset, args.seconds, device, prec, args.iters) if args.no_isolate
                  else _run_isolated(preset, args, "net", prec))
             if args.vocode_clips > 0:
-                v = (bench_vocode(preset, args.seconds, args.vocode_clips, device, prec, args.iters)
+                v = (bench_vocode(preset, args.seconds, args.vocode_clips, device, prec, args.iters,
+                                  tuple(args.priors.split(",")))
                      if args.no_isolate else _run_isolated(preset, args, "vocode", prec))
                 r["vocode_rate"] = v["audio_s"] / v["s"]
+                r["prior_s"] = v["priors"]
             rows.append(r)
         peak = max(peak, matmul_peak(device, prec))
         print(f"\n[{prec}] dtype={'bfloat16 autocast' if prec == 'bf16' else 'float32'}  "
               f"matmul peak (2048^2): {peak / 1e9:.0f} GFLOP/s")
-        print(f"{'preset':<7}{'params':>9}{'s/it/aud-s':>12}{'(best)':>8}{'RTF@6':>8}{'GFLOP/aud-s':>13}{'%peak':>7}"
+        print(f"{'preset':<14}{'params':>9}{'s/it/aud-s':>12}{'(best)':>8}{'RTF@6':>8}{'GFLOP/aud-s':>13}{'%peak':>7}"
               f"{'peak mem':>11}{'voc aud-s/s':>13}")
         for r in rows:
             per_s = r["s_per_iter"] / r["audio_s"]
             voc = f"{r['vocode_rate']:>13.2f}" if "vocode_rate" in r else f"{'-':>13}"
-            print(f"{r['preset']:<7}{r['params'] / 1e6:>8.2f}M{per_s:>12.3f}{r['best_s_per_iter'] / r['audio_s']:>8.3f}"
+            print(f"{r['preset']:<14}{r['params'] / 1e6:>8.2f}M{per_s:>12.3f}{r['best_s_per_iter'] / r['audio_s']:>8.3f}"
                   f"{6 * per_s:>8.2f}"
                   f"{r['flops'] / r['audio_s'] / 1e9:>13.1f}{100 * r['flops'] / r['s_per_iter'] / peak:>6.0f}%"
                   f"{r['peak_mem'] / 2 ** 20:>8.0f} MiB{voc}", flush=True)
+        if len(args.priors.split(",")) > 1 and args.vocode_clips > 0:
+            print(f"vocoding at 6 steps with each prior ({args.vocode_clips} clips x {args.seconds:g} s, median "
+                  f"of {max(1, args.iters // 2)} interleaved rounds):")
+            for r in rows:
+                white = r["prior_s"][args.priors.split(",")[0]]
+                print(f"  {r['preset']:<14}" + "  ".join(f"{p} {t:.3f} s ({100 * (t / white - 1):+.1f}%)"
+                                                        for p, t in r["prior_s"].items()), flush=True)
 
     if args.train:
         print("\ntraining: base preset, Adam, batch 4 x 7168 samples (one full step: mel + fwd + bwd + update)")
