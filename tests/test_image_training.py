@@ -225,3 +225,45 @@ def test_mnist_recipe_under_torchrun_is_one_job_of_two_ranks(tmp_path):
     import json
     assert json.loads((tmp_path / "run" / "config.json").read_text())["processes"] == 2
     assert (tmp_path / "run" / "checkpoints" / "step-00000002.pt").is_file()
+
+
+# ---- `wavegrad sample --inpaint --mask --trajectory` ---------------------------------------------------------
+def _png(path, arr):
+    from wavegrad.data.images import encode_png
+    path.write_bytes(encode_png(np.asarray(arr, np.uint8)))
+    return path
+
+
+@pytest.mark.parametrize("mask_channels", [0, 3])           # a grey mask and a colour one
+def test_sample_inpaint_keeps_the_known_pixels_and_writes_a_gif_per_step(ckpts, tmp_path, mask_channels):
+    from PIL import Image
+    image = _four_images()[0][1]                                            # [8, 8, 3]
+    keep = np.zeros((8, 8), np.uint8)
+    keep[:4] = 255                                                          # keep the top half
+    mask = keep if mask_channels == 0 else np.repeat(keep[..., None], 3, axis=-1)
+    out, gif = tmp_path / "g.png", tmp_path / "t.gif"
+    assert cli([ckpts["uncond"], "--inpaint", _png(tmp_path / "i.png", image), "--mask", _png(tmp_path / "m.png", mask),
+                "--n", 3, "--steps", 4, "--nrow", 3, "--out", out, "--trajectory", gif]) == 0
+    grid = np.asarray(Image.open(out).convert("RGB"))                       # 3 tiles of 8x8 with a 2-pixel border
+    tiles = [grid[2:10, 2 + 10 * k:10 + 10 * k] for k in range(3)]
+    for tile in tiles:
+        assert np.array_equal(tile[:4], image[:4])                          # kept pixels: bit for bit
+    assert any(not np.array_equal(t[4:], image[4:]) for t in tiles)         # the rest is sampled
+    with Image.open(gif) as im:
+        assert im.n_frames == 4 + 1                                         # one frame per step, then the result
+
+
+@pytest.mark.parametrize("mask, msg", [
+    (np.full((4, 4), 255), "give a mask of the image's height and width"),
+    (np.full((8, 8), 255), "keeps every pixel"),
+    (np.zeros((8, 8)), "keeps no pixel"),
+])
+def test_sample_inpaint_bad_mask_is_one_line_and_writes_nothing(ckpts, tmp_path, capsys, mask, msg):
+    d = tmp_path / "in"
+    d.mkdir()
+    args = ["--inpaint", _png(d / "i.png", _four_images()[0][1]), "--mask", _png(d / "m.png", mask)]
+    out = tmp_path / "out" / "g.png"
+    assert cli([ckpts["uncond"], *args, "--n", 2, "--steps", 2, "--out", out, "--trajectory", tmp_path / "out" / "t.gif"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and msg in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []

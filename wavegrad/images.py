@@ -128,7 +128,8 @@ def inpaint_images(model: ImageUNet, schedule: NoiseSchedule, image: np.ndarray,
                              f"{cfg.image_size}x{cfg.image_size}x{cfg.in_channels}")
     mask = np.asarray(mask, dtype=bool)
     if mask.shape != image.shape[:2]:
-        raise UserInputError(f"the mask is {mask.shape[0]}x{mask.shape[1]}, the image {image.shape[0]}x{image.shape[1]}")
+        raise UserInputError(f"the mask is {'x'.join(map(str, mask.shape))}, the image {image.shape[0]}x{image.shape[1]}: "
+                             "give a mask of the image's height and width")
     if mask.all() or not mask.any():
         raise UserInputError("the mask keeps every pixel (nothing to inpaint)" if mask.all() else
                              "the mask keeps no pixel: that is sampling, not inpainting (use wavegrad sample)")
@@ -146,7 +147,8 @@ def inpaint_images(model: ImageUNet, schedule: NoiseSchedule, image: np.ndarray,
 
 
 def read_png(path: str | Path) -> np.ndarray:
-    """A PNG (or any image Pillow reads) as uint8 ``[H, W, C]``; a one-line error naming the file otherwise."""
+    """A PNG (or any image Pillow reads) as uint8 ``[H, W]`` (grey) or ``[H, W, C]``; a one-line error naming the
+    file otherwise."""
     try:
         from PIL import Image
     except ImportError:

@@ -120,7 +120,8 @@ def run(args: argparse.Namespace) -> int:
     record = Trajectory() if args.trajectory else None
     t0 = time.time()
     if args.inpaint is not None:
-        image, mask = read_png(args.inpaint), read_png(args.mask).max(axis=-1) > 127
+        image, keep = read_png(args.inpaint), read_png(args.mask)                 # grey [H, W] or colour [H, W, C]
+        mask = (keep if keep.ndim == 2 else keep.max(axis=-1)) > 127
         imgs = inpaint_images(model, schedule, image, mask, args.n, jump_length=args.jump_length,
                               jump_n_sample=args.jump_n_sample, guidance=args.guidance, labels=labels, seed=args.seed,
                               progress=True, callback=record, **plan)
