@@ -10,7 +10,7 @@ EXTRAS ?= dev
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: install demo test test-slow compare-priors
+.PHONY: install demo test test-slow compare-priors pictures
 
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
@@ -41,3 +41,12 @@ compare-priors: install
 	$(PY) -m wavegrad.cli benchmark runs/quick-white runs/quick-priorgrad runs/quick-specgrad --data-dir data/quickstart \
 		--labels white,priorgrad,specgrad --nfe 50,6,3 --samplers ddpm,ddim,dpmpp-2m,pc,searched --clips 3 \
 		--out-dir runs/compare-priors
+
+# README's pictures (docs/): the demo's vocoder run, and a quick MNIST-format run on generated stand-in digits
+# (the real MNIST files work the same: IMAGE_DATA=data/mnist).
+IMAGE_DATA ?= data/mnist-standin
+pictures: install
+	test -d runs/quick/checkpoints || $(PY) recipes/ljspeech.py --preset quick
+	test -d $(IMAGE_DATA) || $(PY) data_prep/images.py generate mnist $(IMAGE_DATA)
+	test -d runs/mnist-quick/checkpoints || $(PY) recipes/mnist.py --quick --data-dir $(IMAGE_DATA) --run-dir runs/mnist-quick
+	$(PY) recipes/readme_pictures.py --vocoder runs/quick --images runs/mnist-quick --image-data $(IMAGE_DATA) --out docs
