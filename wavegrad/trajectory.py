@@ -48,9 +48,10 @@ def _pyplot():
 
 
 def audio_figure(path: str | Path, trajectory: Trajectory, output: torch.Tensor, target_mel: torch.Tensor,
-                 featurizer, sample_rate: int, row: int = 0) -> Path:
+                 featurizer, sample_rate: int, row: int = 0, spans: Sequence[tuple[float, float]] = ()) -> Path:
     """A PNG: the target log-mel, then per kept step the waveform and log-mel of the state ``x_t`` (with its noise
-    level), then the output; clip ``row`` of the batch the trajectory saw."""
+    level), then the output; clip ``row`` of the batch the trajectory saw. ``spans`` (seconds) are shaded: the
+    regions an infill regenerates, so the eye finds them."""
     plt = _pyplot()
     rows = [("target (the conditioning mel)", None, target_mel.cpu())]
     n = output.shape[-1]
@@ -73,6 +74,12 @@ def audio_figure(path: str | Path, trajectory: Trajectory, output: torch.Tensor,
         ax_m.set_title(f"log-mel: {title}", fontsize=8, loc="left")
         for ax in (ax_w, ax_m):
             ax.tick_params(labelsize=6)
+        frames_per_second = sample_rate / featurizer.cfg.hop_length
+        for start, end in spans:                    # shaded on the waveform, outlined on the mel (kept visible)
+            if wav is not None:
+                ax_w.axvspan(start, end, color="C2", alpha=0.25, lw=0)
+            for edge in (start, end):
+                ax_m.axvline(edge * frames_per_second, color="C2", lw=0.8, ls="--")
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=90, format="png")

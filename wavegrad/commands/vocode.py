@@ -277,7 +277,8 @@ def _infill(args, voc, inputs: list[Path], outs: list[Path], plan: dict, chunk_f
         if record is not None:
             n = wav.shape[-1] // voc.hop_length * voc.hop_length
             target = mel if mel is not None else voc.featurizer.paired(wav[:n].to(voc.device))[0]
-            audio_figure(_figure_path(args.trajectory, inputs, i), record, out[:n], target, voc.featurizer, sr)
+            audio_figure(_figure_path(args.trajectory, inputs, i), record, out[:n], target, voc.featurizer, sr,
+                         spans=args.infill)
     print(f"infilled {len(outs)} file(s) ({', '.join(f'{a:g}-{b:g} s' for a, b in args.infill)}) to {args.out_dir} "
           f"in {time.perf_counter() - t0:.2f} s")
     return 0
