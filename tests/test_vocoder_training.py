@@ -200,3 +200,17 @@ def test_a_centred_mel_convention_trains_and_its_checkpoint_vocodes_its_mels(cor
     assert voc(mel, steps=2, generator=torch.Generator().manual_seed(0)).shape == (mel.shape[-1] * 256,)
     with pytest.raises(ValueError, match="convention"):
         voc(torch.full((80, 5), -30.0), steps=2)
+
+
+def test_a_run_saved_before_config_fields_were_added_resumes(corpus, tmp_path):
+    """Checkpoints store configs as dicts; one written before learn_sigma and the mel-convention fields existed
+    holds fewer keys. Read through their classes, the missing fields are the defaults this run has."""
+    from wavegrad.checkpoint import load_checkpoint, save_checkpoint
+    _, path = run(corpus, tmp_path / "r", "--max-steps", "2", "--val-every", "0")
+    old = load_checkpoint(path)
+    old["model_config"].pop("learn_sigma")
+    for key in ("center", "window_periodic", "log_base", "log_scale", "log_offset"):
+        old["mel_config"].pop(key)
+    save_checkpoint(path, old)
+    trainer, _ = run(corpus, tmp_path / "r", "--max-steps", "3", "--val-every", "0", "--resume", "auto")
+    assert trainer.step == 3

@@ -83,12 +83,19 @@ def rebuilding_from(path: str | Path, kind: str, fix: str) -> Iterator[None]:
 
 
 def check_resumable(ckpt: dict[str, Any], path: str | Path, identity: dict[str, Any],
-                    legacy: dict[str, Any] | None = None) -> None:
+                    legacy: dict[str, Any] | None = None, configs: dict[str, type] | None = None) -> None:
     """Refuse to resume from a checkpoint whose ``identity`` entries (family, model config, mel config,
     dataset, ...) differ from this run's, naming the first that differs. ``legacy``: the value an entry had
-    before checkpoints recorded it (e.g. the architecture of checkpoints from before DiffWave)."""
+    before checkpoints recorded it (e.g. the architecture of checkpoints from before DiffWave). ``configs``:
+    the dataclass of a stored config entry; it is read through that class first, so a field added since the
+    checkpoint was written compares as its default instead of as a difference."""
     for key, want in identity.items():
         have = ckpt.get(key, (legacy or {}).get(key))
+        if key in (configs or {}) and isinstance(have, dict):
+            try:
+                have = configs[key].from_dict(have).to_dict()
+            except UserInputError:               # another architecture's fields: a real difference, shown raw
+                pass
         if have != want:
             raise UserInputError(f"{path}: cannot resume: its {key} ({_short(have)}) differs from this run's "
                                  f"({_short(want)}); use a new --run-dir or the same settings")

@@ -169,3 +169,7 @@ class ImageTask:
     def identity(self) -> dict[str, Any]:
         meta = self.checkpoint_meta()
         return {k: meta[k] for k in ("family", "model_config", "dataset_name")}
+
+    def identity_configs(self) -> dict[str, type]:
+        """The class the stored model config is read through before comparing (fields added later: defaults)."""
+        return {"model_config": ImageUNetConfig}

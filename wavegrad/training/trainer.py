@@ -198,7 +198,8 @@ class Trainer:
                 return
             path = found[-1]
         ckpt = load_checkpoint(path)
-        check_resumable(ckpt, path, self.task.identity(), getattr(self.task, "legacy_identity", {}))
+        check_resumable(ckpt, path, self.task.identity(), getattr(self.task, "legacy_identity", {}),
+                        getattr(self.task, "identity_configs", lambda: {})())
         self.acc.unwrap_model(self.model).load_state_dict(ckpt["model"])
         self.ema.load_state_dict(ckpt["ema"])
         self.ema.to(self.acc.device)

@@ -149,6 +149,10 @@ class VocoderTask:
         meta = self.checkpoint_meta()
         return {k: meta[k] for k in ("family", "architecture", "model_config", "mel_config", "prior")}
 
+    def identity_configs(self) -> dict[str, type]:
+        """The classes the stored configs are read through before comparing (fields added later: defaults)."""
+        return {"model_config": type(self.model_cfg), "mel_config": MelConfig}
+
     def _featurizer(self, device) -> MelFeaturizer:
         if self.featurizer.mel_basis.device != torch.device(device):
             self.featurizer = self.featurizer.to(device)
