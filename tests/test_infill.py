@@ -117,3 +117,16 @@ def test_trajectory_keeps_the_chosen_steps():
     sample(lambda x, level: 0 * x, (1, 8), NoiseSchedule.linear(1000).respace(10), eta=1.0,
            generator=torch.Generator().manual_seed(0), callback=record)
     assert [i for i, *_ in record.steps] == Trajectory.evenly(10, 3) == [0, 4, 9]      # round(4.5) == 4
+
+
+@pytest.mark.parametrize("preset", ["hifigan", "coqui", "espnet", "wavegrad-paper-24k"])
+def test_padding_is_the_conventions_own_silence(preset, tmp_path):
+    from wavegrad.audio import MelFeaturizer
+    cfg = MelConfig.preset(preset)
+    hop = cfg.hop_length
+    model = WaveGrad(WaveGradConfig.tiny(n_mels=cfg.n_mels, hop_length=hop))
+    voc = Vocoder.from_checkpoint(save_vocoder_checkpoint(tmp_path / "c.pt", model, cfg, NoiseSchedule.linear(1000)))
+    silent = MelFeaturizer(cfg)(torch.zeros(8 * hop))                   # what the convention calls silence
+    assert voc.silence_level == pytest.approx(float(silent.mean()), abs=1e-5)
+    if preset != "espnet":                        # a magnitude floor makes ESPnet's silence band-dependent
+        assert voc.silence_level == pytest.approx(cfg.log_floor_value, abs=1e-5)

@@ -30,6 +30,7 @@ is drawn from ``generator`` at once), and for inputs that fit in one window it i
 """
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from pathlib import Path
@@ -262,10 +263,13 @@ class Vocoder:
     def hop_length(self) -> int:
         return self.model.cfg.hop_length
 
-    @property
+    @functools.cached_property
     def silence_level(self) -> float:
-        """The log-mel of silence, ``ln(log_floor)``: the value clips are padded with."""
-        return math.log(self.mel_config.log_floor)
+        """The checkpoint convention's log-mel of digital silence, averaged over the bands (``ln(1e-5)`` for
+        HiFi-GAN's, -4 for Coqui's; ESPnet's magnitude floor makes it band-dependent): the value clips, windows
+        and batches are padded with. Measured by the featurizer itself, so every convention gets its own."""
+        silent = torch.zeros(4 * self.hop_length, device=self.featurizer.mel_basis.device)
+        return float(self.featurizer(silent).mean())
 
     def prior(self, mels: Sequence[torch.Tensor]) -> Prior:
         """The checkpoint's prior bound to clips ``mels`` ([n_mels, frames_i], padded with silence to the longest)."""
