@@ -52,3 +52,11 @@ def test_search_picks_the_best_of_a_planted_set():
 def test_no_feasible_candidate_is_a_clear_error():
     with pytest.raises(ValueError, match="max_last_level"):
         search_schedule(lambda s: 0.0, 2, beta_last_range=(1e-3, 1e-2), beta_first_range=(1e-6, 1e-5))
+
+
+def test_a_coarse_grid_whose_zoom_leaves_the_valid_region_still_searches():
+    """grid=2 spaces the coarse points so far apart that the zoom steps past beta_N = 0; candidates are clamped
+    into the valid region instead of becoming NaN schedules."""
+    res = search_schedule(lambda s: float(s.noise_levels[-1]), 3, grid=2, max_last_level=1.0, coord_rounds=0)
+    assert all(math.isfinite(c.last_level) for c in res.candidates)
+    assert all(0 < b < 1 for c in res.candidates for b in c.betas)

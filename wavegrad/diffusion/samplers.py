@@ -494,13 +494,15 @@ class SamplerOptions:
 def plan_sampling(train: NoiseSchedule, schedule: str | NoiseSchedule | None = None, steps: int | None = None, *,
                   sampler: str | None = None, nfe: int | None = None, eta: float | None = None,
                   stored: dict[str, NoiseSchedule] | None = None, stored_samplers: dict[str, str] | None = None,
-                  **options) -> tuple[NoiseSchedule, str, dict]:
+                  start_level: float | None = None, **options) -> tuple[NoiseSchedule, str, dict]:
     """(schedule, sampler, options) for sampling a network trained on ``train``, every argument checked.
 
     ``schedule``: a NoiseSchedule, a name in ``stored`` (whose ``stored_samplers`` entry is the default
     sampler), ``"respaced"`` (default: ``train`` respaced uniformly) or ``"karras"`` (rho = 7 spacing between
     ``train``'s sigma range); the latter two get ``steps`` steps, or as many as ``nfe`` evaluations of the
     sampler pay for, or ``len(train)``. A schedule noisier than ``train`` is refused: the network never saw it.
+    ``start_level`` (a shallow start): only levels >= it, i.e. ``train`` cut there before respacing, Karras' sigma_max
+    lowered to its sigma, a given or stored schedule's noisier steps dropped (:meth:`NoiseSchedule.truncate`).
     """
     stored, stored_samplers = stored or {}, stored_samplers or {}
     if isinstance(schedule, str) and schedule not in SCHEDULE_KINDS and schedule not in stored:
@@ -511,17 +513,22 @@ def plan_sampling(train: NoiseSchedule, schedule: str | NoiseSchedule | None = N
     name, options = resolve_sampler(sampler, eta, options)
     if steps is not None and nfe is not None:
         raise UserInputError("give the number of steps or of network evaluations (nfe), not both")
+    if start_level is not None and not 0.0 < float(start_level) <= 1.0:
+        raise UserInputError(f"the start level a0 must lie in (0, 1], got {start_level}")
     if isinstance(schedule, NoiseSchedule) or schedule in stored:
         sched = schedule if isinstance(schedule, NoiseSchedule) else stored[schedule]
         if steps is not None or nfe is not None:
             raise UserInputError(f"schedule {schedule if isinstance(schedule, str) else ''} has its own {len(sched)} "
                                  "steps: drop steps/nfe")
+        sched = sched if start_level is None else sched.truncate(start_level)
     else:
-        n = steps if steps is not None else (steps_for_nfe(name, nfe, **options) if nfe is not None else len(train))
-        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(train):
-            raise UserInputError(f"steps must be an integer in [1, {len(train)}], got {n!r}")
-        sched = train.respace(n) if (schedule or "respaced") == "respaced" else \
-            NoiseSchedule.karras(n, float(train.sigmas[0]), float(train.sigmas[-1]), KARRAS_RHO)
+        base = train if start_level is None else train.truncate(start_level)
+        n = steps if steps is not None else (steps_for_nfe(name, nfe, **options) if nfe is not None else len(base))
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(base):
+            where = "" if start_level is None else f" below the start level {start_level:g}"
+            raise UserInputError(f"steps must be an integer in [1, {len(base)}]{where}, got {n!r}")
+        sched = base.respace(n) if (schedule or "respaced") == "respaced" or len(base) < 2 else \
+            NoiseSchedule.karras(n, float(base.sigmas[0]), float(base.sigmas[-1]), KARRAS_RHO)
     lo = float(train.noise_levels[-1])
     if float(sched.noise_levels[-1]) < lo * (1 - 1e-6):
         raise UserInputError(f"the schedule starts at noise level {float(sched.noise_levels[-1]):.3g} (sigma "

@@ -134,6 +134,12 @@ class NoiseSchedule:
             raise ValueError(f"indices must lie in [0, {len(self) - 1}]")
         return NoiseSchedule.from_alphas_cumprod(self.alphas_cumprod[idx])
 
+    def truncate(self, level: float) -> "NoiseSchedule":
+        """The steps whose noise level sqrt(alpha_bar) is at least ``level`` (always the least noisy one): the
+        schedule of a shallow start at ``level`` (SDEdit, Meng et al. 2022), which skips the noisier steps."""
+        keep = max(int((self.noise_levels >= level).sum()), 1)
+        return self if keep == len(self) else NoiseSchedule.from_alphas_cumprod(self.alphas_cumprod[:keep])
+
     # -- misc ---------------------------------------------------------------------------------------
     def __len__(self) -> int:
         return self.betas.numel()

@@ -99,7 +99,9 @@ def search_schedule(score: Callable[[NoiseSchedule], float], n_steps: int, *, gr
     s = _Searcher(score, max_last_level, min_last_level, progress)
 
     def family(u: float, v: float) -> torch.Tensor:  # u = ln beta_1, v = ln(1 - beta_N)
-        return geometric_betas(n_steps, math.exp(u), 1.0 - math.exp(v))
+        # a zoom step can leave the valid region (beta_N <= 0 would make the geometric sequence NaN): clamp into it
+        beta_last = 1.0 - math.exp(min(v, math.log1p(-1e-6)))
+        return geometric_betas(n_steps, min(math.exp(u), beta_last), beta_last)
 
     us = torch.linspace(math.log(beta_first_range[0]), math.log(beta_first_range[1]), grid, dtype=torch.float64)
     vs = torch.linspace(math.log(1 - beta_last_range[1]), math.log(1 - beta_last_range[0]), grid,
