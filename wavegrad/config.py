@@ -168,10 +168,12 @@ def _help(f: dataclasses.Field, default: Any) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser, cls, defaults: Any = None, *, dest: str = "",
-                  flag_prefix: str = "", title: str | None = None) -> None:
+                  flag_prefix: str = "", title: str | None = None, only_given: bool = False) -> None:
     """A flag for every command-line field of ``cls`` (nested configs included), defaults from the
     instance ``defaults`` (or the dataclass defaults). ``dest`` is the dotted path of ``cls`` in the
-    top-level config; :func:`from_args` reads the flags back."""
+    top-level config; :func:`from_args` reads the flags back. ``only_given``: a flag left out leaves no
+    value in the namespace, so :func:`from_args` takes that field from its ``base`` (a stored config that the
+    flags amend; ``--help`` still shows the dataclass default)."""
     defaults = defaults if defaults is not None else cls()
     hints = typing.get_type_hints(cls)
     group = parser.add_argument_group(title or cls.__name__, (cls.__doc__ or "").strip().split("\n\n")[0] or None)
@@ -184,7 +186,7 @@ def add_arguments(parser: argparse.ArgumentParser, cls, defaults: Any = None, *,
             prefix = f.metadata.get("prefix")
             prefix = f.name.replace("_", "-") + "-" if prefix is None else prefix
             add_arguments(parser, tp, value, dest=path + ".", flag_prefix=flag_prefix + prefix,
-                          title=f"{tp.__name__} ({f.metadata.get('help') or f.name})")
+                          title=f"{tp.__name__} ({f.metadata.get('help') or f.name})", only_given=only_given)
             continue
         flag = "--" + (f.metadata.get("flag") or flag_prefix + f.name.replace("_", "-"))
         kwargs: dict[str, Any] = {"dest": path, "default": value, "help": _help(f, value)}
@@ -196,6 +198,8 @@ def add_arguments(parser: argparse.ArgumentParser, cls, defaults: Any = None, *,
             if f.metadata.get("choices") and typing.get_origin(tp) is not tuple:
                 kwargs["choices"] = f.metadata["choices"]
                 kwargs["metavar"] = "{" + ",".join(map(str, f.metadata["choices"])) + "}"
+        if only_given:
+            kwargs["default"] = argparse.SUPPRESS
         group.add_argument(flag, **kwargs)
 
 

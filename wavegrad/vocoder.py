@@ -30,6 +30,7 @@ is drawn from ``generator`` at once), and for inputs that fit in one window it i
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import warnings
@@ -39,6 +40,7 @@ from typing import Callable, Sequence
 import torch
 
 from .audio import MelConfig, MelFeaturizer
+from .audio.consistency import Consistency, MelConsistentDenoiser, why_no_pseudo_inverse
 from .audio.conventions import check_values
 from .audio.priors import PriorConfig, build_prior
 from .checkpoint import (find_checkpoint, is_pretrained_folder, load_checkpoint, load_family_checkpoint,
@@ -63,15 +65,17 @@ CLIP = 1.0                     # x0 estimates are clamped to the audio range [-1
 
 def save_vocoder_checkpoint(path: str | Path, model, mel_config: MelConfig,
                             train_schedule: NoiseSchedule, schedules: dict[str, NoiseSchedule] | None = None,
-                            prior: PriorConfig | None = None, prior_stats: dict | None = None) -> Path:
+                            prior: PriorConfig | None = None, prior_stats: dict | None = None,
+                            consistency: Consistency | None = None) -> Path:
     """A minimal inference checkpoint of a WaveGrad or DiffWave network (no optimizer state): the weights serve as
-    EMA and raw weights."""
+    EMA and raw weights; ``consistency`` is the default of calls that name none (off when None)."""
     weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     return save_checkpoint(path, {
         "family": "vocoder", "architecture": vocoder_architecture(model), "model_config": model.cfg.to_dict(),
         "mel_config": mel_config.to_dict(),
         "schedule": train_schedule.to_dict(), "schedules": {k: v.to_dict() for k, v in (schedules or {}).items()},
         "prior": {"config": to_dict(prior or PriorConfig()), "stats": dict(prior_stats or {})},
+        "consistency": to_dict(consistency or Consistency()),
         "model": weights, "ema": {"shadow": weights}, "step": 0})
 
 
@@ -141,8 +145,10 @@ class Vocoder:
     def __init__(self, model: WaveGrad, mel_config: MelConfig, train_schedule: NoiseSchedule,
                  schedules: dict[str, NoiseSchedule] | None = None, device: str | torch.device = "cpu",
                  precision: str = "fp32", schedule_samplers: dict[str, str] | None = None,
-                 prior: PriorConfig | None = None, prior_stats: dict | None = None):
+                 prior: PriorConfig | None = None, prior_stats: dict | None = None,
+                 consistency: Consistency | None = None, schedule_consistency: dict[str, Consistency] | None = None):
         self.precision = check_precision(precision)    # "bf16": network calls under bf16 autocast
+        self.consistency = consistency or Consistency()     # the default of calls that name none (checkpoint's)
         self.device = torch.device(device)
         if self.precision == "bf16" and self.device.type == "cpu" and not cpu_has_fast_bf16():
             warnings.warn("bf16 was asked for on a CPU without hardware bf16: it will be much slower than "
@@ -152,6 +158,7 @@ class Vocoder:
         self.train_schedule = train_schedule
         self.schedules = dict(schedules or {})
         self.schedule_samplers = dict(schedule_samplers or {})   # stored schedule -> the sampler it was searched for
+        self.schedule_consistency = dict(schedule_consistency or {})   # ... and the consistency, if it was
         self.featurizer = MelFeaturizer(mel_config).to(self.device)
         self.prior_config = prior or PriorConfig()                 # white for checkpoints from before priors
         self.prior_stats = dict(prior_stats or {})
@@ -179,9 +186,18 @@ class Vocoder:
         return {"family": "vocoder", "architecture": vocoder_architecture(self.model),
                 "model_config": self.model.cfg.to_dict(), "mel_config": self.mel_config.to_dict(),
                 "schedule": self.train_schedule.to_dict(),
-                "schedules": {k: v.to_dict() | ({"sampler": self.schedule_samplers[k]} if k in self.schedule_samplers
-                                                else {}) for k, v in self.schedules.items()},
-                "prior": {"config": to_dict(self.prior_config), "stats": dict(self.prior_stats)}}
+                "schedules": {k: self._schedule_entry(k) for k in self.schedules},
+                "prior": {"config": to_dict(self.prior_config), "stats": dict(self.prior_stats)},
+                "consistency": to_dict(self.consistency)}
+
+    def _schedule_entry(self, name: str) -> dict:
+        """A stored schedule as checkpoints and exports hold it: its betas, sampler and consistency (if any)."""
+        entry = self.schedules[name].to_dict()
+        if name in self.schedule_samplers:
+            entry["sampler"] = self.schedule_samplers[name]
+        if name in self.schedule_consistency:
+            entry["consistency"] = to_dict(self.schedule_consistency[name])
+        return entry
 
     @classmethod
     def from_pretrained(cls, source: str | Path, device: str | torch.device = "cpu",
@@ -207,34 +223,43 @@ class Vocoder:
             model = network(config.from_dict(ckpt["model_config"]))
             model.load_state_dict(weights)
             stored = ckpt.get("schedules", {})
-            schedules = {k: NoiseSchedule.from_dict(v) for k, v in stored.items()}
+            schedules = {k: NoiseSchedule.from_dict({"betas": v["betas"]}) for k, v in stored.items()}
             samplers = {k: v["sampler"] for k, v in stored.items() if "sampler" in v}
+            stored_consistency = {k: from_dict(Consistency, v["consistency"]) for k, v in stored.items()
+                                  if "consistency" in v}
             mel_config, train_schedule = MelConfig.from_dict(ckpt["mel_config"]), NoiseSchedule.from_dict(ckpt["schedule"])
             prior = ckpt.get("prior") or {}
             prior_config = from_dict(PriorConfig, prior.get("config", {}))
+            consistency = from_dict(Consistency, ckpt.get("consistency") or {})   # none before it existed
         return cls(model, mel_config, train_schedule, schedules, device, precision=precision,
-                   schedule_samplers=samplers, prior=prior_config, prior_stats=prior.get("stats", {}))
+                   schedule_samplers=samplers, prior=prior_config, prior_stats=prior.get("stats", {}),
+                   consistency=consistency, schedule_consistency=stored_consistency)
 
-    def add_schedule(self, path: str | Path, name: str, schedule: NoiseSchedule, sampler: str | None = None) -> None:
-        """Store ``schedule`` under ``name`` (with the sampler it is meant for) in the checkpoint at ``path``
-        (atomic: on any failure the old file stays intact) and in this Vocoder."""
+    def add_schedule(self, path: str | Path, name: str, schedule: NoiseSchedule, sampler: str | None = None,
+                     consistency: Consistency | None = None) -> None:
+        """Store ``schedule`` under ``name`` (with the sampler and consistency it is meant for) in the checkpoint at
+        ``path`` (atomic: on any failure the old file stays intact) and in this Vocoder."""
         ckpt = load_checkpoint(path)
-        entry = schedule.to_dict() | ({"sampler": sampler} if sampler else {})
-        ckpt.setdefault("schedules", {})[name] = entry
-        ckpt.pop("format"), ckpt.pop("version")
-        save_checkpoint(path, ckpt)
         self.schedules[name] = schedule
+        self.schedule_samplers.pop(name, None)
+        self.schedule_consistency.pop(name, None)
         if sampler:
             self.schedule_samplers[name] = sampler
+        if consistency is not None:
+            self.schedule_consistency[name] = consistency
+        ckpt.setdefault("schedules", {})[name] = self._schedule_entry(name)
+        ckpt.pop("format"), ckpt.pop("version")
+        save_checkpoint(path, ckpt)
 
     # -- what to run ------------------------------------------------------------------------------------------
     def resolve(self, steps: int | None = None, schedule: str | NoiseSchedule | None = None,
                 sampler: str | None = None, nfe: int | None = None, eta: float | None = None,
-                **options) -> tuple[NoiseSchedule, str, dict]:
+                start_level: float | None = None, **options) -> tuple[NoiseSchedule, str, dict]:
         """(schedule, sampler, options) for a call (:func:`wavegrad.diffusion.plan_sampling` over this
         checkpoint's training schedule and stored schedules), every argument checked with a one-line error."""
         return plan_sampling(self.train_schedule, schedule, steps, sampler=sampler, nfe=nfe, eta=eta,
-                             stored=self.schedules, stored_samplers=self.schedule_samplers, **options)
+                             stored=self.schedules, stored_samplers=self.schedule_samplers, start_level=start_level,
+                             **options)
 
     def resolve_schedule(self, steps: int | None = None, schedule: str | NoiseSchedule | None = None) -> NoiseSchedule:
         """The schedule :meth:`resolve` picks (``steps`` of the training schedule respaced, or a stored one)."""
@@ -282,15 +307,57 @@ class Vocoder:
 
     # -- vocoding -----------------------------------------------------------------------------------------------
     def _sample(self, mels: list[torch.Tensor], plan, noise, *, chunk_frames, overlap_frames, batch_size, progress,
-                callback=None) -> list[torch.Tensor]:
-        """The one path of every call: the windowed network as a denoiser, then ``sample``; trimmed clips."""
+                callback=None, consistency: Consistency | None = None) -> list[torch.Tensor]:
+        """The one path of every call: the windowed network as a denoiser (made mel-consistent if asked), then
+        ``sample``; trimmed clips."""
         sched, name, options = plan
         denoise = WindowedDenoiser(self.model, mels, chunk_frames=chunk_frames, overlap_frames=overlap_frames,
                                    batch_size=batch_size, pad_value=self.silence_level, precision=self.precision)
-        shape = (len(mels), max(denoise.lengths))
-        x = sample(denoise, shape, sched, sampler=name, noise=noise, prior=self.prior(mels), device=self.device,
+        lengths, prior = denoise.lengths, self.prior(mels)
+        shape = (len(mels), max(lengths))
+        x_T = None
+        if consistency is not None and consistency.active:
+            denoise = self._consistent(denoise, mels, lengths, consistency, sched)
+            if consistency.start_level is not None:
+                x_T = self._shallow_start(denoise, shape, sched, prior, noise)
+        x = sample(denoise, shape, sched, sampler=name, noise=noise, prior=prior, device=self.device, x_T=x_T,
                    dtype=torch.float32, clip_x0=CLIP, progress=progress, callback=callback, **options)
-        return [x[i, :n] for i, n in enumerate(denoise.lengths)]
+        return [x[i, :n] for i, n in enumerate(lengths)]
+
+    def consistency_for(self, value: str | Consistency | None, schedule=None) -> Consistency:
+        """The consistency a call uses, checked against the mel convention (mel-consistent sampling needs a
+        filterbank with no empty bands). When it names none: the one stored with a stored ``schedule`` (by
+        search-schedule), else the checkpoint's default."""
+        if value is None:
+            stored = self.schedule_consistency.get(schedule) if isinstance(schedule, str) else None
+            consistency = stored or self.consistency
+        else:
+            consistency = Consistency.of(value)
+        why = why_no_pseudo_inverse(self.mel_config) if consistency.active else None
+        if why is not None:
+            raise UserInputError(f"mel-consistent sampling ({consistency.label()}) needs the pseudo-inverse of this "
+                                 f"checkpoint's filterbank: {why}")
+        return consistency
+
+    def _consistent(self, denoise, mels, lengths, consistency: Consistency, sched: NoiseSchedule):
+        """``denoise`` with its x0 estimates projected onto the mels' magnitudes; gla++ replaces them by the
+        Griffin-Lim reconstruction at the schedule's ``gl_steps`` noisiest levels."""
+        levels = sched.noise_levels.flip(0).tolist()                         # noisiest first
+        gl_below = levels[min(consistency.gl_steps, len(levels)) - 1] if consistency.gl_steps > 0 else None
+        return MelConsistentDenoiser(denoise, mels, lengths, self.mel_config, consistency, gl_below=gl_below,
+                                     device=self.device, reconstructions=None)
+
+    def _shallow_start(self, denoise: MelConsistentDenoiser, shape, sched: NoiseSchedule, prior: Prior, noise):
+        """The start at the schedule's noisiest level a0: a0·GL(mel) + sqrt(1 - a0²)·(prior noise), per clip."""
+        from .audio.consistency import reconstruct
+        recon = denoise.reconstructions or reconstruct(denoise.projector, denoise.targets, denoise.lengths,
+                                                        denoise.opts)
+        denoise.reconstructions = recon
+        a0 = float(sched.noise_levels[-1])
+        x = torch.zeros(shape, device=self.device)
+        for i, r in enumerate(recon):
+            x[i, :r.shape[-1]] = r.float()
+        return a0 * x + math.sqrt(1.0 - a0 * a0) * prior.color(noise(torch.Size(shape))).to(torch.float32)
 
     @torch.inference_mode()
     def __call__(self, mel: torch.Tensor, steps: int | None = None, schedule: str | NoiseSchedule | None = None,
@@ -298,7 +365,7 @@ class Vocoder:
                  sampler: str | None = None, nfe: int | None = None,
                  chunk_frames: int | None = DEFAULT_CHUNK_FRAMES, overlap_frames: int | None = None,
                  batch_size: int | None = None, callback: Callable[[Step], None] | None = None,
-                 **options) -> torch.Tensor:
+                 consistency: str | Consistency | None = None, **options) -> torch.Tensor:
         """Log-mel [n_mels, frames] -> wav [frames * hop]; [B, n_mels, frames] -> [B, frames * hop].
 
         ``sampler`` (default DDPM; ``eta`` alone picks DDIM(eta)), ``steps`` / ``nfe`` / ``schedule`` as in
@@ -309,13 +376,15 @@ class Vocoder:
         """
         squeeze = torch.as_tensor(mel).ndim == 2
         mel = self.check_mel(mel)
-        plan = self.resolve(steps, schedule, sampler, nfe, eta, **options)
+        consistency = self.consistency_for(consistency, schedule)
+        plan = self.resolve(steps, schedule, sampler, nfe, eta, start_level=consistency.start_level, **options)
         _check_positive_int("chunk_frames", chunk_frames, allow_none=True)
         overlap_frames = self._overlap(overlap_frames)
         _check_positive_int("batch_size", batch_size, allow_none=True)
         wavs = self._sample(list(mel.unbind(0)), plan, lambda size: randn(size, generator, self.device, torch.float32),
                             chunk_frames=chunk_frames, overlap_frames=overlap_frames,
-                            batch_size=batch_size or mel.shape[0], progress=progress, callback=callback)
+                            batch_size=batch_size or mel.shape[0], progress=progress, callback=callback,
+                            consistency=consistency)
         wav = torch.stack(wavs)
         return wav[0] if squeeze else wav
 
@@ -326,7 +395,8 @@ class Vocoder:
                      generator: torch.Generator | None = None, batch_size: int | None = None,
                      chunk_frames: int | None = DEFAULT_CHUNK_FRAMES, overlap_frames: int | None = None,
                      progress: bool = False, callback: Callable[[Step], None] | None = None,
-                     lengths: Sequence[int] | torch.Tensor | None = None, **options) -> list[torch.Tensor]:
+                     lengths: Sequence[int] | torch.Tensor | None = None,
+                     consistency: str | Consistency | None = None, **options) -> list[torch.Tensor]:
         """Log-mels ``[n_mels, frames_i]`` of any lengths -> waveforms ``[frames_i * hop]`` (on ``self.device``).
 
         ``mels`` may also be a padded batch ``[B, n_mels, F]`` with ``lengths`` its true frame counts (SpeechBrain's
@@ -343,7 +413,8 @@ class Vocoder:
         and options as in :meth:`__call__`.
         """
         checked = self._check_mels(_unpad(mels, lengths))
-        plan = self.resolve(steps, schedule, sampler, nfe, eta, **options)
+        consistency = self.consistency_for(consistency, schedule)
+        plan = self.resolve(steps, schedule, sampler, nfe, eta, start_level=consistency.start_level, **options)
         _check_positive_int("batch_size", batch_size, allow_none=True)
         if batch_size is None:
             batch_size = 1 if self.device.type == "cpu" else DEFAULT_BATCH_SIZE
@@ -358,7 +429,7 @@ class Vocoder:
         for group in self._groups(checked, batch_size, chunk_frames, overlap_frames):
             wavs = self._sample([checked[i] for i in group], plan, self._clip_noise(group, checked, seed),
                                 chunk_frames=chunk_frames, overlap_frames=overlap_frames, batch_size=batch_size,
-                                progress=progress, callback=callback)
+                                progress=progress, callback=callback, consistency=consistency)
             for i, wav in zip(group, wavs):
                 results[i] = wav
         return results
@@ -378,7 +449,8 @@ class Vocoder:
                mel: torch.Tensor | None = None, sampler: str | None = None, nfe: int | None = None, seed: int = 0,
                jump_length: int = 1, jump_n_sample: int = 1, chunk_frames: int | None = DEFAULT_CHUNK_FRAMES,
                overlap_frames: int | None = None, batch_size: int | None = None, progress: bool = False,
-               callback: Callable[[Step], None] | None = None, **options) -> torch.Tensor:
+               callback: Callable[[Step], None] | None = None, consistency: str | Consistency | None = None,
+               **options) -> torch.Tensor:
         """``wav [T]`` with the time ``spans`` [(start, end) in seconds] regenerated and every other sample kept.
 
         The spans are sampled conditioned on ``mel`` (default: the recording's own log-mel; e.g. a TTS mel of an
@@ -400,9 +472,18 @@ class Vocoder:
         if mel.shape[-1] != n // hop:
             raise UserInputError(f"the mel has {mel.shape[-1]} frames but the recording has {n // hop} "
                                  f"({n} samples / hop {hop}); give the mel of this recording's length")
+        stored = consistency is None
+        consistency = self.consistency_for(consistency, schedule)
+        if consistency.start_level is not None and stored:     # the checkpoint's shallow start is for whole clips
+            consistency = dataclasses.replace(consistency, start_level=None)
+        if consistency.start_level is not None:
+            raise UserInputError("a shallow start (start_level) does not apply to infilling: the spans start from "
+                                 "noise beside the kept recording; drop it")
         sched, name, options = self.resolve(steps, schedule, sampler, nfe, eta, **options)
         denoise = WindowedDenoiser(self.model, [mel], chunk_frames=chunk_frames, overlap_frames=self._overlap(overlap_frames),
                                    batch_size=batch_size or 1, pad_value=self.silence_level, precision=self.precision)
+        if consistency.active:
+            denoise = self._consistent(denoise, [mel], [n], consistency, sched)
         g = torch.Generator().manual_seed(seed)
         out = inpaint(denoise, wav[None, :n], mask[None, :n], sched, sampler=name, jump_length=jump_length,
                       jump_n_sample=jump_n_sample, prior=self.prior([mel]), clip_x0=CLIP, progress=progress,

@@ -1,8 +1,10 @@
-"""The sampling flags of `wavegrad vocode` and `wavegrad sample`: sampler, steps or NFE, schedule, options."""
+"""The sampling flags of `wavegrad vocode` and `wavegrad sample`: sampler, steps or NFE, schedule, options; and
+`vocode`'s mel-consistent sampling."""
 from __future__ import annotations
 
 import argparse
 
+from ..audio.consistency import MODES, Consistency
 from ..config import add_arguments, from_args
 from ..diffusion import SAMPLERS, SCHEDULE_KINDS, SamplerOptions, check_eta
 from ..errors import UserInputError
@@ -47,3 +49,23 @@ def sampling_plan(args: argparse.Namespace, stored_samplers: dict[str, str], sto
         steps = default_steps
     return {"sampler": sampler, "eta": opts.eta if sampler == "ddim" else None, "schedule": args.schedule,
             "steps": steps, "nfe": args.nfe, **opts.for_sampler(sampler)}
+
+
+def add_consistency_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("mel-consistent sampling", "Project every x0 estimate of the network onto the waveforms "
+                             "whose STFT magnitude the mel describes (GLA-Grad), start from a Griffin-Lim "
+                             "reconstruction (gla++, --start-level): intelligible speech from under-trained models. "
+                             "Without --consistency and its options, the checkpoint's default (new checkpoints: "
+                             "gla from a shallow start; older ones: none).")
+    g.add_argument("--consistency", default=None, metavar="{" + ",".join(MODES) + "}[@A0]",
+                   help="none: the network alone; gla: projected x0 estimates (GLA-Grad, Liu et al. 2024); gla++: "
+                        "the Griffin-Lim reconstruction as the x0 of the first --gl-steps steps, then gla (GLA-Grad++, "
+                        "Baoueb et al. 2025); @A0 adds a shallow start at level A0 (as --start-level)")
+    add_arguments(p, Consistency, title="consistency options", only_given=True)
+
+
+def consistency_from_args(args: argparse.Namespace, stored: Consistency) -> Consistency:
+    """``--consistency`` and its option flags over ``stored`` (the checkpoint's default): a named mode starts from
+    the options' defaults, flags amend either."""
+    base = stored if args.consistency is None else Consistency.parse(args.consistency)
+    return from_args(Consistency, args, base)

@@ -8,6 +8,7 @@ so ``wavegrad vocode CKPT x.npy --seed S+i`` reproduces the i-th output of a mul
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import sys
 import time
@@ -19,7 +20,7 @@ import torch
 from ..config import HelpFormatter
 from ..errors import UserInputError, first_line
 from ..trajectory import Trajectory, audio_figure
-from .sampling_flags import add_sampling_args, sampling_plan
+from .sampling_flags import add_consistency_args, add_sampling_args, consistency_from_args, sampling_plan
 
 DEFAULT_STEPS = 50
 
@@ -47,6 +48,7 @@ def register(sub, name: str = "vocode") -> argparse.ArgumentParser:
     p.add_argument("inputs", metavar="INPUT", nargs="+", help=".npy log-mel [n_mels, frames] or an audio file")
     p.add_argument("--out-dir", required=True, metavar="DIR", help="folder for the <input stem>.wav outputs")
     add_sampling_args(p, DEFAULT_STEPS, "ddpm")
+    add_consistency_args(p)
     p.add_argument("--seed", type=int, default=0, help="input i uses seed SEED + i")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
@@ -198,7 +200,9 @@ def run(args: argparse.Namespace) -> int:
         args.batch_size = 1 if device.type == "cpu" else 4
     voc = Vocoder.from_checkpoint(args.checkpoint, device=device, precision=args.precision)
     plan = sampling_plan(args, voc.schedule_samplers, set(voc.schedules), DEFAULT_STEPS, "ddpm")
-    voc.resolve(**plan)                                        # a bad schedule / steps / nfe fails before any work
+    consistency = voc.consistency_for(consistency_from_args(args, voc.consistency_for(None, args.schedule)))
+    plan["consistency"] = consistency
+    voc.resolve(**_schedule_plan(plan))                        # a bad schedule / steps / nfe fails before any work
     sr, hop = voc.mel_config.sample_rate, voc.hop_length
     chunk_frames = (DEFAULT_CHUNK_FRAMES if args.chunk_seconds is None else
                     None if args.chunk_seconds == 0 else max(1, round(args.chunk_seconds * sr / hop)))
@@ -234,8 +238,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _schedule_plan(plan: dict) -> dict:
+    """The plan's arguments of :meth:`Vocoder.resolve` (the schedule's start follows a shallow start)."""
+    rest = {k: v for k, v in plan.items() if k != "consistency"}
+    return rest | {"start_level": plan["consistency"].start_level}
+
+
 def _step_count(voc, plan: dict) -> int:
-    return len(voc.resolve(**plan)[0])
+    return len(voc.resolve(**_schedule_plan(plan))[0])
 
 
 def _figure_path(path: Path, inputs: list[Path], i: int) -> Path:
@@ -264,6 +274,8 @@ def _infill(args, voc, inputs: list[Path], outs: list[Path], plan: dict, chunk_f
             raise UserInputError(f"{path}: {e}") from None
         wavs.append(wav)
     mel = load_mel_npy(args.mel, voc.mel_config.n_mels) if args.mel is not None else None
+    if args.consistency is None and not hasattr(args, "start_level"):   # a stored shallow start is for whole clips
+        plan = plan | {"consistency": dataclasses.replace(plan["consistency"], start_level=None)}
     t0 = time.perf_counter()
     for i, (path, wav) in enumerate(zip(inputs, wavs)):
         record = Trajectory(Trajectory.evenly(_step_count(voc, plan), 6)) if args.trajectory else None

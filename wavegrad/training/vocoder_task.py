@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from ..audio import MelConfig, MelFeaturizer, write_audio
+from ..audio.consistency import RECOMMENDED
 from ..audio.metrics import log_mel_l1
 from ..audio.priors import PriorConfig, build_prior, prior_statistics
 from ..config import param, to_dict
@@ -139,7 +140,8 @@ class VocoderTask:
         return {"family": self.family, "architecture": self.architecture, "model_config": self.model_cfg.to_dict(),
                 "mel_config": self.mel_cfg.to_dict(), "data_config": to_dict(self.data_cfg),
                 "schedule_config": to_dict(self.sched_cfg), "schedules": {},
-                "prior": {"config": to_dict(self.prior_cfg), "stats": dict(self.prior_stats)}}
+                "prior": {"config": to_dict(self.prior_cfg), "stats": dict(self.prior_stats)},
+                "consistency": to_dict(RECOMMENDED)}
 
     # what checkpoints written before these entries existed were: WaveGrad, white noise
     legacy_identity = {"architecture": "wavegrad",
