@@ -155,7 +155,7 @@ def test_missing_optional_package_names_the_extra(monkeypatch):
     with pytest.raises(ImportError, match=r"pip install wavegrad\[eval\]"):
         M.mcd(_noise(1.0, 1), _noise(1.0, 2), SR)
     status = M.available_optional_metrics()
-    assert set(status) == {"mcd", "pesq_wb", "stoi", "dnsmos"}
+    assert set(status) == {"mcd", "pesq_wb", "stoi", "dnsmos", "wer"}
     assert isinstance(status["mcd"], str) and "wavegrad[eval]" in status["mcd"]
     assert all(v is True or isinstance(v, str) for v in status.values())
 

@@ -104,7 +104,11 @@ def test_listening_page_loads_in_headless_chromium(setup, tmp_path):
 
 @pytest.mark.parametrize("flags, msg", [(["--samplers", "euler,rk4"], "unknown sampler"),
                                         (["--nfe", "0"], "--nfe must be positive"),
-                                        (["--nfe", "a,b"], "comma-separated int")])
+                                        (["--nfe", "a,b"], "comma-separated int"),
+                                        (["--consistency", "glaa"], "consistency must be one of"),
+                                        (["--consistency", "gla@x"], "MODE@A0"),
+                                        (["--consistency", "gla@1.5"], "start-level a0 must lie in"),
+                                        (["--gla-iterations", "-1"], "--gla-iterations must be an integer >= 0")])
 def test_benchmark_bad_flags_exit_2(setup, capsys, flags, msg):
     d, ckpt = setup
     assert main(["benchmark", str(ckpt), "--data-dir", str(d / "corpus"), "--no-optional", *flags]) == 2
@@ -136,3 +140,38 @@ def test_benchmark_scores_exactly_what_vocode_writes(setup, tmp_path):
                  "--nfe", "5", "--schedule", "karras", "--seed", "7"]) == 0
     written, _ = sf.read(str(tmp_path / "out" / "m.wav"))
     np.testing.assert_allclose(written, bench[0].clamp(-1, 1).numpy(), atol=1 / 32768)
+
+
+def test_benchmark_runs_consistency_modes_as_a_grid(setup):
+    """--consistency none,gla,gla@0.9: every sampler row once per mode, named in the consistency column; the
+    shallow start keeps the steps below a0 (a 0.9 start of linear(1000) has 106 of them)."""
+    d, ckpt = setup
+    out_dir = d / "bench-consistency"
+    assert main(["benchmark", str(ckpt), "--data-dir", str(d / "corpus"), "--nfe", "3", "--samplers", "ddim",
+                 "--consistency", "none,gla,gla@0.9", "--gla-iterations", "2", "--clips", "1", "--seconds", "0.3",
+                 "--out-dir", str(out_dir), "--no-optional"]) == 0
+    rows = json.loads((out_dir / "benchmark.json").read_text())["rows"]
+    modes = [(r["system"], r["steps"], r["consistency"]) for r in rows[2:]]
+    assert modes == [("ddim", 3, "none"), ("ddim", 3, "gla"), ("ddim", 3, "gla@0.9")]
+    header = (out_dir / "benchmark.csv").read_text().splitlines()[0].split(",")
+    assert header[:5] == ["system", "schedule", "steps", "nfe", "consistency"]
+    by_mode = {r["consistency"]: r["log_mel_l1"] for r in rows[2:]}
+    assert by_mode["gla"] < 0.5 * by_mode["none"]           # a random network, made consistent with the mel
+    _check_listening_page(out_dir, rows, n_clips=1)
+
+
+def test_search_with_a_shallow_start_stores_its_start_and_consistency(setup, tmp_path):
+    d, ckpt = setup
+    local = tmp_path / "ck.pt"
+    local.write_bytes(ckpt.read_bytes())
+    assert main(["search-schedule", str(local), "--data-dir", str(d / "corpus"), "--steps", "2", "--grid", "3",
+                 "--clips", "1", "--seconds", "0.1", "--consistency", "gla@0.95", "--gla-iterations", "1",
+                 "--gl-iterations", "4"]) == 0
+    voc = Vocoder.from_checkpoint(local)
+    stored = voc.schedule_consistency["search-gla-2"]
+    sched = voc.schedules["search-gla-2"]
+    assert stored.mode == "gla" and stored.gla_iterations == 1 and stored.gl_iterations == 4
+    assert stored.start_level == pytest.approx(float(sched.noise_levels[-1])) and stored.start_level <= 0.95
+    # naming the schedule brings its consistency; naming another consistency overrides it
+    assert voc.consistency_for(None, "search-gla-2") == stored
+    assert voc.consistency_for("none", "search-gla-2").mode == "none"

@@ -159,7 +159,9 @@ def log_mel_l1(ref: Any, est: Any, mel_config: MelConfig | None = None) -> float
 
 
 def _clips(x: Any, name: str) -> list[Any]:
-    """``[T]`` -> one clip; ``[B, T]`` -> B clips (other ranks are left to _as_signal's error)."""
+    """``[T]`` -> one clip; ``[B, T]`` or a list -> B clips (other ranks are left to _as_signal's error)."""
+    if isinstance(x, (list, tuple)):
+        return list(x)
     ndim = getattr(x, "ndim", None)
     return list(x) if ndim == 2 else [x]
 
@@ -363,7 +365,7 @@ def dnsmos(est: Any, sample_rate: int) -> dict[str, float]:
 def available_optional_metrics() -> dict[str, bool | str]:
     """``{metric: True}`` for each optional metric that can run here, else ``{metric: reason}``."""
     needs = {"mcd": ["pysptk"], "pesq_wb": ["pesq"], "stoi": ["pystoi"],
-             "dnsmos": ["onnxruntime", "speechmos.dnsmos"]}
+             "dnsmos": ["onnxruntime", "speechmos.dnsmos"], "wer": ["pocketsphinx"]}
     result: dict[str, bool | str] = {}
     for metric, modules in needs.items():
         status: bool | str = True

@@ -14,6 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..audio import metrics as M
+from ..audio.consistency import Consistency
 from ..checkpoint import find_checkpoint
 from ..config import HelpFormatter, add_arguments, from_args, param
 from ..diffusion import SAMPLERS, SCHEDULE_KINDS, SamplerOptions, nfe, steps_for_nfe
@@ -25,8 +26,8 @@ from .evaluation import EvalClips, load_eval_clips, vocode_clips
 
 SEARCHED = "searched"          # every schedule stored by search-schedule, with the sampler it was searched for
 ODE_SAMPLERS = ("euler", "heun", "dpmpp-2m")     # schedule "auto": Karras spacing for these, respaced for the rest
-COLUMNS = ["system", "schedule", "steps", "nfe", "rtf", "log_mel_l1", "lsd_db", "mrstft", "mcd_db", "pesq_wb", "stoi",
-           "dnsmos_ovrl"]
+COLUMNS = ["system", "schedule", "steps", "nfe", "consistency", "rtf", "log_mel_l1", "lsd_db", "mrstft", "mcd_db",
+           "pesq_wb", "stoi", "dnsmos_ovrl", "wer"]
 
 
 @dataclass
@@ -42,9 +43,14 @@ class BenchmarkConfig:
                           "or auto (karras for euler/heun/dpmpp-2m, respaced for the others)",
                           choices=("auto", *SCHEDULE_KINDS))
     options: SamplerOptions = param(factory=SamplerOptions, prefix="", help="options of the samplers that take them")
+    consistency: tuple[str, ...] = param(("none",), "comma-separated mel-consistent sampling modes, every sampler row "
+                                         "run with each: none, gla (GLA-Grad), gla++ (GLA-Grad++); MODE@A0 adds a "
+                                         "shallow start at noise level A0 (e.g. gla@0.9)")
+    gla: Consistency = param(factory=Consistency, prefix="", help="options of the consistency rows")
     split: str = param("test", "split whose clips are vocoded and scored")
     clips: int = param(4, "clips vocoded per row")
-    seconds: float = param(2.0, "length each clip is cut to")
+    seconds: float = param(2.0, "longer clips are cut to this length (their WER is then left out: the transcript no "
+                                "longer matches)")
     seed: int = param(0, "noise seed (clip i uses seed + i)")
     out_dir: str = param("", "folder for benchmark.md/.csv/.json/.png (empty: <run>/benchmark next to the checkpoint)")
     device: str = param("cpu", "torch device, e.g. cpu, cuda")
@@ -58,9 +64,40 @@ class BenchmarkConfig:
             raise UserInputError(f"unknown sampler(s) {bad}; choose from {', '.join((*SAMPLERS, SEARCHED))}")
         if self.schedule not in ("auto", *SCHEDULE_KINDS):
             raise UserInputError(f"--schedule must be auto, respaced or karras, got {self.schedule!r}")
+        if not self.consistency:
+            raise UserInputError("--consistency needs at least one mode (none, gla, gla++)")
+        self.modes()
 
-    def jobs(self, voc: Vocoder) -> tuple[list[dict], list[str]]:  # noqa: C901 (two flat loops)
-        """Every row to run: (system, schedule, steps, nfe, plan), each (sampler, steps) once; and notes."""
+    def modes(self) -> list[Consistency]:
+        """The consistency of each ``--consistency`` item, with the ``--gla-*`` options."""
+        return [Consistency.parse(item, self.gla) for item in self.consistency]
+
+    def jobs(self, voc: Vocoder) -> tuple[list[dict], list[str]]:
+        """Every row to run: each sampler row of :meth:`sampler_jobs` with each consistency mode (a schedule that
+        search-schedule stored with a consistency keeps its own, one row); and notes."""
+        base, notes = self.sampler_jobs(voc)
+        jobs: list[dict] = []
+        for k, mode in enumerate(self.modes()):
+            for job in base:
+                stored = voc.schedule_consistency.get(job["schedule"])
+                if stored is not None:
+                    if k == 0:
+                        jobs.append(job | {"consistency": stored.label(), "plan": job["plan"] | {"consistency": stored}})
+                    continue
+                steps = job["steps"]
+                if mode.start_level is not None and job["schedule"] in SCHEDULE_KINDS:   # fewer levels below a0
+                    steps = min(steps, len(voc.train_schedule.truncate(mode.start_level)))
+                row = {"system": job["system"], "steps": steps, "consistency": mode.label()}
+                if any(all(j[key] == v for key, v in row.items()) for j in jobs):
+                    continue                                          # capped onto a row already there
+                sampler = job["plan"]["sampler"]
+                cost = nfe(sampler, steps, **self.options.for_sampler(sampler, strict=False))
+                plan = job["plan"] | {"consistency": mode} | ({"steps": steps} if "steps" in job["plan"] else {})
+                jobs.append(job | row | {"nfe": cost, "plan": plan})
+        return jobs, notes
+
+    def sampler_jobs(self, voc: Vocoder) -> tuple[list[dict], list[str]]:  # noqa: C901 (two flat loops)
+        """Every sampler row: (system, schedule, steps, nfe, plan), each (sampler, steps) once; and notes."""
         jobs, notes, seen = [], [], set()
         for sampler in (s for s in self.samplers if s != SEARCHED):
             options = self.options.for_sampler(sampler, strict=False)
@@ -106,10 +143,12 @@ def register(sub, name: str) -> None:
     p.set_defaults(func=run)
 
 
-def score_clips(ref: torch.Tensor, est: torch.Tensor, mel_config, optional: dict) -> dict:
-    """Mean of every metric over the clips (ref, est: [B, T]), and each clip's log-mel L1 (``clip_log_mel_l1``)."""
+def score_clips(clips: EvalClips, est: torch.Tensor, mel_config, optional: dict) -> dict:
+    """Mean of every metric over the clips (``est [B, T_max]``, clip i's first ``clips.lengths[i]`` samples against
+    the real ones), and each clip's log-mel L1 (``clip_log_mel_l1``). WER: over the whole clips with a transcript."""
     rows, sr = [], mel_config.sample_rate
-    for r, e in zip(ref.cpu().numpy(), est.cpu().numpy()):
+    for i, (r, e) in enumerate(zip(clips.clips(clips.wav.cpu()), clips.clips(est.cpu()))):
+        r, e = r.numpy(), e.numpy()
         m = {"log_mel_l1": M.log_mel_l1(r, e, mel_config), "lsd_db": M.lsd(r, e), "mrstft": M.mrstft(r, e)}
         if optional.get("mcd") is True:
             m["mcd_db"] = M.mcd(r, e, sr)
@@ -121,8 +160,12 @@ def score_clips(ref: torch.Tensor, est: torch.Tensor, mel_config, optional: dict
                     m[name] = math.nan
         if optional.get("dnsmos") is True:
             m["dnsmos_ovrl"] = M.dnsmos(e, sr)["ovrl"]
+        if optional.get("wer") is True and clips.whole[i] and clips.texts[i]:
+            from ..audio.intelligibility import wer
+            m["wer"] = wer(clips.texts[i], e, sr)
         rows.append(m)
-    return {k: float(np.nanmean([row[k] for row in rows])) for k in rows[0]} | {
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    return {k: float(np.nanmean([row.get(k, math.nan) for row in rows])) for k in keys} | {
         "clip_log_mel_l1": [row["log_mel_l1"] for row in rows]}
 
 
@@ -134,12 +177,12 @@ def griffin_lim(voc: Vocoder, clips: EvalClips) -> tuple[torch.Tensor, float]:
     cfg = voc.mel_config
     t0 = time.perf_counter()
     outs, T = [], clips.wav.shape[1]
-    linear = cfg.decode_log(clips.mel.double()).clamp(min=0).cpu().numpy()       # [B, n_mels, F] linear mel
-    if cfg.normalized:      # the bank was divided by the window's energy: undo it before inverting the bank
-        linear = linear * float(torch.hann_window(cfg.win_length, periodic=cfg.window_periodic,
-                                                  dtype=torch.float64).square().sum().sqrt())
     window = "hann" if cfg.window_periodic else ("hann", False)
-    for mel in linear:
+    for mel, n in zip(clips.mels(), clips.lengths):
+        mel = cfg.decode_log(mel.double()).clamp(min=0).cpu().numpy()           # [n_mels, F] linear mel
+        if cfg.normalized:  # the bank was divided by the window's energy: undo it before inverting the bank
+            mel = mel * float(torch.hann_window(cfg.win_length, periodic=cfg.window_periodic,
+                                                dtype=torch.float64).square().sum().sqrt())
         S = librosa.feature.inverse.mel_to_stft(mel, sr=cfg.sample_rate, n_fft=cfg.n_fft, power=1.0, fmin=cfg.f_min,
                                                 fmax=cfg.f_max, htk=cfg.mel_scale == "htk", norm=cfg.mel_norm)
         # centred frames invert with center=True; HiFi-GAN's frames sit over a signal padded by (n_fft - hop)/2
@@ -147,7 +190,7 @@ def griffin_lim(voc: Vocoder, clips: EvalClips) -> tuple[torch.Tensor, float]:
         y = librosa.griffinlim(S, n_iter=32, hop_length=cfg.hop_length, win_length=cfg.win_length, n_fft=cfg.n_fft,
                                window=window, center=cfg.center, random_state=0)
         y = y if cfg.center else y[cfg.padding[0]:]
-        y = y[:T]
+        y = y[:n]
         outs.append(torch.from_numpy(np.pad(y, (0, T - len(y))).astype(np.float32)))
     return torch.stack(outs), time.perf_counter() - t0
 
@@ -182,11 +225,12 @@ def benchmark_checkpoints(checkpoints: list[Path], data_dir: Path, cfg: Benchmar
     out_dir = Path(cfg.out_dir) if cfg.out_dir else checkpoints[0].parent.parent / (
         "benchmark" if len(checkpoints) == 1 else "benchmark-compare")
     media = Media(out_dir, clips, vocs[0])
-    rows = [media.add({"system": "ground truth", "schedule": "", "steps": "", "nfe": "", "rtf": "",
-                       **score_clips(clips.wav, clips.wav, mel_config, optional)}, clips.wav)]
+    rows = [media.add({"system": "ground truth", "schedule": "", "steps": "", "nfe": "", "consistency": "", "rtf": "",
+                       **score_clips(clips, clips.wav, mel_config, optional)}, clips.wav)]
     gl, gl_t = griffin_lim(vocs[0], clips)
     rows.append(media.add({"system": "Griffin-Lim (32 it., seeded)", "schedule": "", "steps": 32, "nfe": "",
-                           "rtf": gl_t / clips.seconds, **score_clips(clips.wav, gl, mel_config, optional)}, gl))
+                           "consistency": "", "rtf": gl_t / clips.seconds,
+                           **score_clips(clips, gl, mel_config, optional)}, gl))
     notes = []
     for label, voc in zip(labels, vocs):
         jobs, job_notes = cfg.jobs(voc)
@@ -197,16 +241,19 @@ def benchmark_checkpoints(checkpoints: list[Path], data_dir: Path, cfg: Benchmar
             if not torch.isfinite(out).all():
                 notes.append(f"{system} {job['steps']} steps: non-finite output")
                 continue
-            rows.append(media.add({"system": system} | {k: job[k] for k in ("schedule", "steps", "nfe")}
-                                  | {"rtf": took / clips.seconds} | score_clips(clips.wav, out, mel_config, optional),
+            rows.append(media.add({"system": system} | {k: job[k] for k in ("schedule", "steps", "nfe", "consistency")}
+                                  | {"rtf": took / clips.seconds} | score_clips(clips, out, mel_config, optional),
                                   out))
     for name, status in optional.items():
         if status is not True:
             notes.append(f"{name} skipped: {str(status).splitlines()[0]}")
+    if optional.get("wer") is True and not any(w and t for w, t in zip(clips.whole, clips.texts)):
+        notes.append("wer skipped: " + ("no transcripts in metadata.csv" if not any(clips.texts) else
+                                        f"every clip was cut to --seconds {cfg.seconds:g}; give a longer --seconds"))
     meta = {"checkpoints": dict(zip(labels or ["checkpoint"], map(str, checkpoints))),
             "priors": {lab or "checkpoint": v.prior_config.kind for lab, v in zip(labels or [""], vocs)},
             "device": str(vocs[0].device), "threads": torch.get_num_threads(), "torch": torch.__version__,
-            "clips": clips.ids, "seconds_per_clip": clips.wav.shape[1] / mel_config.sample_rate,
+            "clips": clips.ids, "seconds_per_clip": clips.seconds / len(clips.ids),
             "seed": cfg.seed, "samplers": list(cfg.samplers), "nfe": "network evaluations per clip",
             "rtf": "wall-clock seconds per audio-second for the whole batch of clips, the path of `wavegrad vocode`",
             "mcd": "pysptk mcep order 24, c0 excluded, no DTW (time-aligned)", "notes": notes}
@@ -223,17 +270,19 @@ class Media:
 
     def __init__(self, out_dir: Path, clips: EvalClips, voc: Vocoder):
         self.out_dir, self.clips, self.voc = out_dir, clips, voc
-        truth = clips.mel.cpu().float().numpy()
+        truth = torch.cat(clips.mels(), dim=-1).cpu().float().numpy()
         self.scale = (float(np.percentile(truth, 1)), float(truth.max()))   # every picture on the truth's scale
         self.panels: list[tuple[str, np.ndarray]] = []
 
     def add(self, row: dict, wav: torch.Tensor) -> dict:
         """Write ``wav [B, T]``'s clips and pictures under the row's key; returns the row with its key."""
         row["key"] = listening.row_key(row)
-        mel = self.voc.featurizer.paired(wav.to(self.voc.device))                   # [B, n_mels, F]
-        listening.write_media(self.out_dir, row["key"], self.clips.ids, wav, mel, self.clips.sample_rate, self.scale)
+        wavs = self.clips.clips(wav.to(self.voc.device))
+        mels = [self.voc.featurizer.paired(w)[0] for w in wavs]                       # [n_mels, F_i] each
+        listening.write_media(self.out_dir, row["key"], self.clips.ids, wavs, mels, self.clips.sample_rate, self.scale)
         steps = f", {row['steps']} steps" if row.get("nfe") != "" else ""
-        self.panels.append((f"{row['system']}{steps}", mel[0].cpu().float().numpy()))
+        mode = f", {row['consistency']}" if row.get("consistency") not in ("", "none", None) else ""
+        self.panels.append((f"{row['system']}{steps}{mode}", mels[0].cpu().float().numpy()))
         return row
 
     def finish(self, rows: list[dict], meta: dict) -> None:
@@ -284,7 +333,8 @@ def write_reports(out_dir: Path, rows: list[dict], meta: dict) -> None:
 
 
 def plot(path: Path, rows: list[dict]) -> None:
-    """Quality (log-mel L1) and speed (RTF) against NFE, one line per system; Griffin-Lim as a reference."""
+    """Quality (log-mel L1, and PESQ where scored) and speed (RTF) against NFE, one line per system and consistency
+    mode; Griffin-Lim as a reference."""
     try:
         import matplotlib
         import matplotlib.ticker
@@ -293,35 +343,55 @@ def plot(path: Path, rows: list[dict]) -> None:
     except ImportError:
         return
     sampled = [r for r in rows if isinstance(r.get("nfe"), int)]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    metrics = [("log_mel_l1", "log-mel L1 (lower is better)")]
+    if any(isinstance(r.get("pesq_wb"), float) and not math.isnan(r["pesq_wb"]) for r in sampled):
+        metrics.append(("pesq_wb", "PESQ-WB (higher is better)"))
+    metrics.append(("rtf", "real-time factor (s per audio-s)"))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 4.5))
     systems = list(dict.fromkeys(r["system"] for r in sampled))
-    # compared checkpoints ("label: sampler"): a colour per sampler, a line style per checkpoint
+    modes = list(dict.fromkeys(r.get("consistency", "none") for r in sampled))
+    # compared checkpoints ("label: sampler"): a colour per sampler, a line style per checkpoint, a marker per mode
     samplers = list(dict.fromkeys(s.split(": ")[-1] for s in systems))
     labels = list(dict.fromkeys(s.split(": ")[0] for s in systems if ": " in s))
-    styles = ["-", "--", ":", "-."]
+    styles, markers = ["-", "--", ":", "-."], ["o", "s", "^", "D", "v", "P"]
     for system in systems:
-        pts = sorted((r["nfe"], r["log_mel_l1"], r["rtf"]) for r in sampled if r["system"] == system)
-        look = {"color": f"C{samplers.index(system.split(': ')[-1]) % 10}", "marker": "o",
-                "ls": styles[labels.index(system.split(": ")[0]) % 4] if ": " in system else "-"}
-        ax1.plot([p[0] for p in pts], [p[1] for p in pts], label=system, **look)
-        ax2.plot([p[0] for p in pts], [p[2] for p in pts], label=system, **look)
+        for mode in modes:
+            pts = sorted((r["nfe"], *(r.get(k, math.nan) for k, _ in metrics)) for r in sampled
+                         if r["system"] == system and r.get("consistency", "none") == mode)
+            if not pts:
+                continue
+            look = {"color": f"C{samplers.index(system.split(': ')[-1]) % 10}", "marker": markers[modes.index(mode) % 6],
+                    "ls": styles[labels.index(system.split(": ")[0]) % 4] if ": " in system else "-"}
+            name = system if mode == "none" else f"{system} + {mode}"
+            for j, ax in enumerate(axes):
+                ax.plot([p[0] for p in pts], [p[j + 1] for p in pts], label=name, **look)
     for r in rows:
         if r["system"].startswith("Griffin"):
-            ax1.axhline(r["log_mel_l1"], color="grey", ls="--", label="Griffin-Lim")
-    ticks = sorted({r["nfe"] for r in sampled})
-    for ax, label in ((ax1, "log-mel L1 (lower is better)"), (ax2, "real-time factor (s per audio-s)")):
+            for (key, _), ax in zip(metrics[:-1], axes):
+                ax.axhline(r.get(key, math.nan), color="grey", ls="--", label="Griffin-Lim")
+    ticks = _spread(sorted({r["nfe"] for r in sampled}))
+    for ax, (_, label) in zip(axes, metrics):
         ax.set_xscale("log")
         ax.minorticks_off()  # log-scale minor labels collide; label the measured NFE instead
         ax.set_xticks(ticks, [str(n) for n in ticks])
         ax.set_xlabel("network evaluations (NFE)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
-    ax1.legend(fontsize=8)
-    ax2.set_yscale("log")
-    ax2.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-    ax2.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-    ax2.axhline(1.0, color="grey", lw=0.8, ls=":")  # real time
+    axes[0].legend(fontsize=7)
+    axes[-1].set_yscale("log")
+    axes[-1].yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    axes[-1].yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    axes[-1].axhline(1.0, color="grey", lw=0.8, ls=":")  # real time
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
+
+
+def _spread(ticks: list[int], gap: float = 0.06) -> list[int]:
+    """The NFE ticks that stay at least ``gap`` decades apart on a log axis (11 and 12, 49 and 50 overlap)."""
+    kept: list[int] = []
+    for t in sorted(ticks, reverse=True):
+        if not kept or math.log10(kept[-1]) - math.log10(t) >= gap:
+            kept.append(t)
+    return sorted(kept)

@@ -22,19 +22,20 @@ from ..audio import write_audio
 from ..utils import atomic_path
 
 METRIC_NAMES = {"rtf": "RTF", "log_mel_l1": "log-mel L1", "lsd_db": "LSD dB", "mrstft": "MR-STFT", "mcd_db": "MCD dB",
-                "pesq_wb": "PESQ", "stoi": "STOI", "dnsmos_ovrl": "DNSMOS"}
+                "pesq_wb": "PESQ", "stoi": "STOI", "dnsmos_ovrl": "DNSMOS", "wer": "WER"}
 
 
 def row_key(row: dict) -> str:
-    """A folder name for a row, unique within a benchmark: its system, schedule and steps as a slug."""
-    text = " ".join(str(row.get(k, "")) for k in ("system", "schedule", "steps"))
+    """A folder name for a row, unique within a benchmark: its system, schedule, steps and consistency as a slug."""
+    text = " ".join(str(row.get(k, "")) for k in ("system", "schedule", "steps", "consistency") if row.get(k) != "none")
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "row"
 
 
-def write_media(out_dir: Path, key: str, ids: list[str], wav: torch.Tensor, mel: torch.Tensor, sample_rate: int,
-                scale: tuple[float, float]) -> None:
-    """``audio/<key>/<id>.wav`` and ``mels/<key>/<id>.png`` for each clip of ``wav [B, T]``, ``mel [B, n_mels, F]``."""
-    for clip, w, m in zip(ids, wav.cpu().float().numpy(), mel.cpu().float().numpy()):
+def write_media(out_dir: Path, key: str, ids: list[str], wavs: list[torch.Tensor], mels: list[torch.Tensor],
+                sample_rate: int, scale: tuple[float, float]) -> None:
+    """``audio/<key>/<id>.wav`` and ``mels/<key>/<id>.png`` for each clip: ``wavs[i] [T_i]``, ``mels[i] [n_mels, F_i]``."""
+    for clip, w, m in zip(ids, wavs, mels):
+        w, m = w.cpu().float().numpy(), m.cpu().float().numpy()
         (out_dir / "audio" / key).mkdir(parents=True, exist_ok=True)
         (out_dir / "mels" / key).mkdir(parents=True, exist_ok=True)
         write_audio(out_dir / "audio" / key / f"{clip}.wav", np.clip(w, -1.0, 1.0), sample_rate)
@@ -115,14 +116,14 @@ def write_page(out_dir: Path, rows: list[dict], ids: list[str], meta: dict) -> P
     """``benchmark.html``: one table row per benchmark row (``row["key"]`` names its media folders), one cell per clip
     with its player, its mel picture and its log-mel L1, the row's mean metrics in the first columns."""
     metrics = [k for k in METRIC_NAMES if any(isinstance(r.get(k), float) for r in rows)]
-    head = ["system", "schedule", "steps", "NFE"] + [METRIC_NAMES[k] for k in metrics] + ids
+    head = ["system", "schedule", "steps", "NFE", "consistency"] + [METRIC_NAMES[k] for k in metrics] + ids
     lines = ["<!doctype html>", "<html><head><meta charset='utf-8'><title>wavegrad benchmark</title>",
              f"<style>{_STYLE}</style></head><body>", "<h1>wavegrad benchmark: listen and look</h1>",
              f"<p>{html.escape(_describe(meta))}</p>", "<p id='status'>checking the recordings&hellip;</p>",
              "<p><img src='benchmark.png' style='width:900px' alt='quality and speed against NFE'></p>",
              "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"]
     for row in rows:
-        cells = [html.escape(str(row.get(k, ""))) for k in ("system", "schedule", "steps", "nfe")]
+        cells = [html.escape(str(row.get(k, ""))) for k in ("system", "schedule", "steps", "nfe", "consistency")]
         cells = [f"<td>{c}</td>" for c in cells]
         cells += [f"<td class='num'>{_number(row.get(k))}</td>" for k in metrics]
         for i, clip in enumerate(ids):
@@ -146,6 +147,6 @@ def _number(v) -> str:
 
 def _describe(meta: dict) -> str:
     checkpoints = ", ".join(f"{k}: {v}" for k, v in meta.get("checkpoints", {}).items())
-    return (f"{len(meta['clips'])} clips x {meta['seconds_per_clip']:.2f} s, seed {meta['seed']}, device "
+    return (f"{len(meta['clips'])} clips of {meta['seconds_per_clip']:.2f} s on average, seed {meta['seed']}, device "
             f"{meta['device']} ({meta['threads']} threads), torch {meta['torch']}; {checkpoints}. RTF: "
             f"{meta['rtf']}. Mel pictures share the ground truth's colour scale.")

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..audio.consistency import Consistency
 from ..audio.metrics import log_mel_l1
 from ..checkpoint import find_checkpoint
 from ..config import HelpFormatter, add_arguments, from_args, param
@@ -37,12 +39,18 @@ class SearchConfig:
                                  "with the same noise for every candidate)", choices=tuple(SAMPLERS),
                          paper="ddpm (WaveGrad)")
     options: SamplerOptions = param(factory=SamplerOptions, prefix="", help="the sampler's options")
+    consistency: str = param("none", "mel-consistent sampling the schedule is searched for and stored with: none, gla, "
+                                     "gla++; MODE@A0 starts every candidate from the Griffin-Lim reconstruction at its "
+                                     "own noisiest level and lets that start level range up to A0 (a searched "
+                                     "shallow start)")
+    gla: Consistency = param(factory=Consistency, prefix="", help="options of the consistency")
     seed: int = param(0, "noise seed, the same for every candidate")
     grid: int = param(8, "coarse grid size per axis")
     max_last_level: float = param(0.1, "largest sqrt(alpha_bar) allowed at the noisiest step (sampling starts "
                                        "from N(0, I))")
     name: str = param("", "schedule name in the checkpoint (empty: search-STEPS for ddpm, search-SAMPLER-STEPS "
-                          "for the others; only with one step count)")
+                          "for the others, with -MODE before STEPS when searched with consistency; only with one step "
+                          "count)")
     csv: str = param("", "CSV of every candidate (empty: next to the checkpoint)")
     device: str = param("cpu", "torch device, e.g. cpu, cuda")
 
@@ -54,6 +62,10 @@ class SearchConfig:
         self.options.for_sampler(self.sampler)           # options the sampler does not take: one line
         if self.clips < 1 or not self.seconds > 0 or self.grid < 1:
             raise UserInputError("--clips and --grid must be >= 1 and --seconds > 0")
+        self.mode()
+
+    def mode(self) -> Consistency:
+        return Consistency.parse(self.consistency, self.gla)
 
 
 def register(sub, name: str) -> None:
@@ -83,27 +95,36 @@ def search_checkpoint(checkpoint: Path, data_dir: Path, cfg: SearchConfig) -> li
 
 
 def _search(voc: Vocoder, checkpoint: Path, clips, cfg: SearchConfig, steps: int) -> SearchResult:
-    name = cfg.name or (f"search-{steps}" if cfg.sampler == "ddpm" else f"search-{cfg.sampler}-{steps}")
+    mode = cfg.mode()
+    shallow = mode.start_level is not None
+    name = cfg.name or "-".join(["search"] + ([cfg.sampler] if cfg.sampler != "ddpm" else [])
+                                + ([mode.mode] if mode.active else []) + [str(steps)])
     plan = {"sampler": cfg.sampler, "eta": cfg.options.eta, **cfg.options.for_sampler(cfg.sampler)}
 
+    def consistency(schedule) -> Consistency:        # a shallow start begins at the candidate's own noisiest level
+        return dataclasses.replace(mode, start_level=float(schedule.noise_levels[-1])) if shallow else mode
+
     def score(schedule) -> float:
-        out, _ = vocode_clips(voc, clips, cfg.seed, schedule=schedule, **plan)
-        return log_mel_l1(clips.wav, out, voc.mel_config)
+        out, _ = vocode_clips(voc, clips, cfg.seed, schedule=schedule, consistency=consistency(schedule), **plan)
+        return log_mel_l1(clips.clips(clips.wav), clips.clips(out), voc.mel_config)
 
     t0 = time.time()
-    res = search_schedule(score, steps, grid=cfg.grid, max_last_level=cfg.max_last_level,
+    max_last = max(cfg.max_last_level, mode.start_level) if shallow else cfg.max_last_level
+    res = search_schedule(score, steps, grid=cfg.grid, max_last_level=max_last,
                           min_last_level=float(voc.train_schedule.noise_levels[-1]), progress=True)
     took = time.time() - t0
     respaced = score(voc.train_schedule.respace(steps))
     csv_path = Path(cfg.csv) if cfg.csv else checkpoint.with_name(f"{checkpoint.stem}.{name}.csv")
     _write_candidates(csv_path, res, steps)
-    voc.add_schedule(checkpoint, name, res.best, sampler=cfg.sampler)
+    voc.add_schedule(checkpoint, name, res.best, sampler=cfg.sampler,
+                     consistency=consistency(res.best) if mode.active else None)
     passes = res.evaluations * nfe(cfg.sampler, steps, **cfg.options.for_sampler(cfg.sampler))
     print(f"searched {res.evaluations} candidates ({len(res.candidates) - res.evaluations} skipped: start level "
-          f"outside [{float(voc.train_schedule.noise_levels[-1]):.3g}, {cfg.max_last_level}]) = {passes} network passes over {len(clips.ids)} clips x "
-          f"{clips.wav.shape[1] / voc.mel_config.sample_rate:.2f} s ({passes * clips.seconds:.0f} audio-seconds) "
+          f"outside [{float(voc.train_schedule.noise_levels[-1]):.3g}, {max_last}]) = {passes} network passes over {len(clips.ids)} clips of "
+          f"{clips.seconds / len(clips.ids):.2f} s ({passes * clips.seconds:.0f} audio-seconds) "
           f"in {took:.0f} s")
-    print(f"best {steps}-step {cfg.sampler} schedule '{name}': log-mel L1 {res.best_score:.4f} "
+    print(f"best {steps}-step {cfg.sampler} schedule '{name}'"
+          f"{'' if not mode.active else ' with ' + consistency(res.best).label()}: log-mel L1 {res.best_score:.4f} "
           f"(respaced training schedule: {respaced:.4f}); betas = "
           + ", ".join(f"{b:.3g}" for b in res.best.betas.tolist())
           + f"; sqrt(alpha_bar) at the start = {float(res.best.noise_levels[-1]):.4f}")
