@@ -134,4 +134,4 @@ def test_cli_help_shows_defaults(capsys):
         cli.main(["--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    assert "--n-clips" in out and "default: 100" in out and "default: 0" in out
+    assert "--n-clips" in out and "default: auto" in out and "default: 0" in out
