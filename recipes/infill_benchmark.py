@@ -21,7 +21,7 @@ import torch
 from wavegrad import Vocoder
 from wavegrad.audio import read_audio
 from wavegrad.data import load_split
-from wavegrad.diffusion.inpaint import repaint_times
+from wavegrad.diffusion import repaint_times
 
 METHODS = {   # name -> (steps, jump_length, jump_n_sample); None: splice
     "splice: whole mel vocoded, span pasted in": None,

@@ -22,22 +22,10 @@ from __future__ import annotations
 
 import sys
 
-from wavegrad.config import replace
 from wavegrad.models.image_unet import ImageUNetConfig
-from wavegrad.training.runs import ImageRun, image_recipe
+from wavegrad.training.runs import image_presets, image_recipe
 
-PRESETS = {
-    "paper": replace(ImageRun(dataset="mnist", model=ImageUNetConfig.mnist()), **{
-        "train.run_dir": "runs/mnist", "train.batch_size": 128, "train.lr": 2e-4, "train.lr_warmup_steps": 5000,
-        "train.grad_clip": 1.0, "train.ema_decay": 0.9999, "train.max_steps": 100_000, "train.loss": "l2",
-        "train.log_every": 100, "train.val_every": 5000, "train.ckpt_every": 5000, "train.num_workers": 4,
-        "data.random_flip": False, "data.val_n": 64, "data.val_steps": 100}),
-    "quick": replace(ImageRun(dataset="mnist", model=ImageUNetConfig.tiny(28, 1)), **{
-        "train.run_dir": "runs/mnist-quick", "train.batch_size": 16, "train.lr": 1e-3, "train.lr_warmup_steps": 50,
-        "train.grad_clip": 1.0, "train.ema_decay": 0.999, "train.max_steps": 100_000, "train.max_minutes": 1.5,
-        "train.loss": "l2", "train.log_every": 25, "train.val_every": 500, "train.ckpt_every": 500,
-        "train.num_workers": 0, "data.random_flip": False, "data.val_n": 16, "data.val_steps": 25}),
-}
+PRESETS = image_presets("mnist", ImageUNetConfig.mnist(), ImageUNetConfig.tiny(28, 1), paper_steps=100_000, flip=False)
 
 if __name__ == "__main__":
     sys.exit(image_recipe("mnist", PRESETS, __doc__.split("\n\n")[0]))

@@ -235,7 +235,7 @@ def test_shallow_start_with_a_perfect_network_returns_the_reconstruction(voc):
     """start_level a0: the state starts at a0·GL + noise; a network whose x0 is GL then lands on GL."""
     mel = _mel(10)
     c = Consistency(mode="none", start_level=0.9, gl_iterations=8)
-    sched, name, _ = voc.resolve(3, sampler="ddim", start_level=0.9)
+    sched = voc.plan(3, sampler="ddim", consistency=c).sampling.schedule
     assert float(sched.noise_levels[-1]) >= 0.9 and len(sched) == 3
     recon = mel_griffin_lim([mel], voc.mel_config, 8)[0]
     out = _vocode_with(voc, _oracle(recon[None]), mel, c)

@@ -7,6 +7,7 @@ import torch
 
 from wavegrad.audio import MelConfig
 from wavegrad.diffusion import NoiseSchedule
+from wavegrad.long_form import window_options
 from wavegrad.models import DiffWave, DiffWaveConfig, count_parameters
 
 
@@ -104,7 +105,7 @@ def test_diffwave_vocodes_through_a_checkpoint_and_windows_equal_one_pass(tmp_pa
     torch.manual_seed(0)
     path = save_vocoder_checkpoint(tmp_path / "dw.pt", _small(), MelConfig(), NoiseSchedule.linear(1000))
     voc = Vocoder.from_checkpoint(path)
-    assert isinstance(voc.model, DiffWave) and voc._overlap(None) == max(32, 4 * voc.model.CONTEXT_FRAMES)
+    assert isinstance(voc.model, DiffWave) and window_options(voc.model, 1, None, 1, 32)["overlap_frames"] == max(32, 4 * voc.model.CONTEXT_FRAMES)
     assert DiffWave(DiffWaveConfig.base()).CONTEXT_FRAMES == 13                  # 52 frames of overlap for base
     mel = torch.randn(80, 70, generator=torch.Generator().manual_seed(1)) - 5
     whole = voc(mel, steps=3, generator=torch.Generator().manual_seed(2), chunk_frames=None)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from wavegrad.diffusion import NoiseSchedule
-from wavegrad.diffusion.inpaint import inpaint, repaint_times
+from wavegrad.diffusion import inpaint, repaint_times
 from wavegrad.errors import UserInputError
 
 MU = torch.tensor([0.2, -0.1, 0.3], dtype=torch.float64)

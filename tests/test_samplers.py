@@ -13,7 +13,8 @@ import math
 import pytest
 import torch
 
-from wavegrad.diffusion import (SAMPLERS, NoiseSchedule, SamplerOptions, level_to_sigma, nfe, plan_sampling, sample,
+from wavegrad.commands.sampling_flags import SamplerOptions
+from wavegrad.diffusion import (SAMPLERS, NoiseSchedule, SamplingPlan, level_to_sigma, nfe, sample,
                                 sampler_options, sigma_to_level, steps_for_nfe)
 from wavegrad.errors import UserInputError
 
@@ -206,18 +207,61 @@ def test_bad_names_options_and_eta_give_one_line_errors():
     assert SamplerOptions(churn=1.0, snr=0.1).for_sampler("pc", strict=False) == {"snr": 0.1}
 
 
-def test_plan_sampling_resolves_schedules_and_refuses_untrained_levels():
-    sched, name, options = plan_sampling(TRAIN, "karras", sampler="heun", nfe=11)
-    assert name == "heun" and len(sched) == 6 and options == {}
-    assert float(sched.sigmas[-1]) == pytest.approx(SIGMA_MAX) and float(sched.sigmas[0]) == pytest.approx(SIGMA_MIN)
-    assert plan_sampling(TRAIN, None, 4)[0] == TRAIN.respace(4)
+def test_sampling_plan_resolves_schedules_and_refuses_untrained_levels():
+    plan = SamplingPlan.build(TRAIN, "karras", sampler="heun", nfe=11)
+    assert plan.sampler == "heun" and len(plan.schedule) == 6 and dict(plan.options) == {} and plan.nfe == 11
+    assert float(plan.schedule.sigmas[-1]) == pytest.approx(SIGMA_MAX)
+    assert float(plan.schedule.sigmas[0]) == pytest.approx(SIGMA_MIN)
+    assert SamplingPlan.build(TRAIN, None, 4).schedule == TRAIN.respace(4)
     stored = {"search-heun-3": TRAIN.respace(3)}
-    assert plan_sampling(TRAIN, "search-heun-3", stored=stored, stored_samplers={"search-heun-3": "heun"})[1] == "heun"
+    assert SamplingPlan.build(TRAIN, "search-heun-3", stored=stored,
+                              stored_samplers={"search-heun-3": "heun"}).sampler == "heun"
     with pytest.raises(UserInputError, match="has its own 3 steps"):
-        plan_sampling(TRAIN, "search-heun-3", 4, stored=stored)
+        SamplingPlan.build(TRAIN, "search-heun-3", 4, stored=stored)
     with pytest.raises(UserInputError, match="no schedule named 'nope'"):
-        plan_sampling(TRAIN, "nope")
+        SamplingPlan.build(TRAIN, "nope")
     with pytest.raises(UserInputError, match="not both"):
-        plan_sampling(TRAIN, None, 4, nfe=4)
+        SamplingPlan.build(TRAIN, None, 4, nfe=4)
     with pytest.raises(UserInputError, match="noisier than the network was trained on"):
-        plan_sampling(TRAIN, NoiseSchedule.karras(5, 0.01, 1000.0))
+        SamplingPlan.build(TRAIN, NoiseSchedule.karras(5, 0.01, 1000.0))
+    # a shallow start keeps only the levels at or below it
+    shallow = SamplingPlan.build(TRAIN, None, 3, start_level=0.9).schedule
+    assert float(shallow.noise_levels[-1]) >= 0.9 and len(shallow) == 3
+    # a plan is what sample() takes in place of a schedule and sampler
+    den = gaussian_eps(0.5, 0.7)
+    g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    torch.testing.assert_close(sample(den, (2, 8), SamplingPlan.of(TRAIN.respace(5), "pc", snr=0.2), generator=g()),
+                               sample(den, (2, 8), TRAIN.respace(5), sampler="pc", snr=0.2, generator=g()),
+                               rtol=0, atol=0)
+
+
+def test_a_new_sampler_is_one_function_and_one_record(monkeypatch):
+    """Everything derives from the records: the NFE count, the CLI's choices and help, the benchmark's ODE spacing,
+    inpainting's refusal of multistep samplers. A toy sampler (x0 estimate at the first level, then done) is added
+    by one generator function and one record and shows up everywhere."""
+    import math
+
+    from wavegrad.cli import build_parser
+    from wavegrad.diffusion import SamplerSpec, inpaint
+    from wavegrad.diffusion.samplers import Move, Step
+
+    def sample_one_shot(predict, x, alpha_bars, draw, *, clip_x0=None):
+        a = math.sqrt(alpha_bars[0])
+        x0 = (x - math.sqrt(1 - a * a) * predict(x, torch.full((x.shape[0],), a)).eps) / a
+        x = yield Move(Step(0, a, x, x0), x0 * math.sqrt(alpha_bars[-1]), math.sqrt(alpha_bars[-1]))
+        return x
+
+    toy = SamplerSpec("one-shot", sample_one_shot, lambda n, **o: 1, deterministic=True, multistep=True, ode=False,
+                      cite="the network's first x0 estimate, once (a test's toy)")
+    monkeypatch.setitem(SAMPLERS, toy.name, toy)
+    assert nfe("one-shot", 7) == 1
+    out = sample(gaussian_eps(0.25, 1e-8), (2, 4), TRAIN.respace(7), sampler="one-shot",
+                 generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out, torch.full((2, 4), 0.25), rtol=0, atol=1e-3)
+    help_text = build_parser().format_help()
+    vocode_help = [a for a in build_parser()._subparsers._group_actions[0].choices["vocode"]._actions
+                   if "--sampler" in a.option_strings][0]
+    assert "one-shot" in vocode_help.choices and "a test's toy" in vocode_help.help and "vocode" in help_text
+    with pytest.raises(UserInputError, match="cannot inpaint"):
+        inpaint(gaussian_eps(0, 1), torch.zeros(1, 4), torch.ones(1, 4, dtype=torch.bool), TRAIN.respace(3),
+                sampler="one-shot")

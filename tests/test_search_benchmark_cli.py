@@ -168,10 +168,10 @@ def test_search_with_a_shallow_start_stores_its_start_and_consistency(setup, tmp
                  "--clips", "1", "--seconds", "0.1", "--consistency", "gla@0.95", "--gla-iterations", "1",
                  "--gl-iterations", "4"]) == 0
     voc = Vocoder.from_checkpoint(local)
-    stored = voc.schedule_consistency["search-gla-2"]
+    stored = voc.bundle.schedules["search-gla-2"].consistency
     sched = voc.schedules["search-gla-2"]
     assert stored.mode == "gla" and stored.gla_iterations == 1 and stored.gl_iterations == 4
     assert stored.start_level == pytest.approx(float(sched.noise_levels[-1])) and stored.start_level <= 0.95
     # naming the schedule brings its consistency; naming another consistency overrides it
-    assert voc.consistency_for(None, "search-gla-2") == stored
-    assert voc.consistency_for("none", "search-gla-2").mode == "none"
+    assert voc.bundle.consistency_for(None, "search-gla-2") == stored
+    assert voc.bundle.consistency_for("none", "search-gla-2").mode == "none"

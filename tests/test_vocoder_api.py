@@ -56,7 +56,7 @@ def test_short_input_is_bitwise_the_old_vocode(voc):
     """One window per clip: __call__ is exactly vocode() (same noise stream, same network calls)."""
     mel = _mel(9, batch=2)
     new = voc(mel, steps=3, generator=_gen(1))
-    old = vocode(voc.model, mel, voc.resolve_schedule(3), generator=_gen(1))
+    old = vocode(voc.model, mel, voc.plan(3).sampling.schedule, generator=_gen(1))
     assert torch.equal(new, old)
 
 

@@ -68,6 +68,23 @@ def load_family_checkpoint(path: str | Path, family: str, kind: str, hint: str =
     return ckpt
 
 
+def load(path: str | Path, family: str, kind: str, *, use_ema: bool = True,
+         hint: str = "") -> tuple[dict[str, Any], dict[str, torch.Tensor], Path]:
+    """(entries, weights, the file or folder read) of a ``family`` model from a checkpoint file, a run folder (its
+    newest checkpoint) or an export folder (``model.safetensors`` + ``config.json``); the EMA weights of a
+    checkpoint unless ``use_ema`` is False. ``kind`` names the family in messages ("a vocoder")."""
+    if is_pretrained_folder(path):
+        weights, config = load_pretrained_folder(path)
+        if config.get("family", family) != family:
+            raise UserInputError(f"{path}: this is a {config.get('family')!r} export, not {kind} one{hint}")
+        return config, weights, Path(path)
+    path = find_checkpoint(path)
+    ckpt = load_family_checkpoint(path, family, kind, hint)
+    with rebuilding_from(path, family, "re-export it with this wavegrad"):
+        weights = ckpt["ema"]["shadow"] if use_ema else ckpt["model"]
+    return ckpt, weights, path
+
+
 @contextmanager
 def rebuilding_from(path: str | Path, kind: str, fix: str) -> Iterator[None]:
     """Turn the errors of rebuilding configs, models and schedules from a loaded checkpoint (missing keys,
@@ -140,6 +157,23 @@ def prune_checkpoints(folder: str | Path, keep_last: int) -> None:
 
 
 # ---- exported weights: safetensors + JSON (no pickle at all) ---------------------------------------------------
+def hub_download(repo_id: str) -> Path:
+    """A Hub repository's export files (only on an explicit ``from_pretrained`` of an id that is not a local path)."""
+    if repo_id.count("/") != 1 or repo_id.startswith((".", "/")):
+        raise UserInputError(f"{repo_id}: no such folder, and not a Hub repository id (user/name)")
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:
+        raise UserInputError(f"{repo_id} is not a local folder; loading from the Hugging Face Hub needs "
+                             "huggingface_hub: pip install wavegrad[hub]") from None
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=[WEIGHTS_NAME, CONFIG_NAME]))
+    except Exception as e:  # noqa: BLE001 - network, authentication, missing repository: one line each
+        raise UserInputError(f"cannot fetch {repo_id} from the Hugging Face Hub ({type(e).__name__}: "
+                             f"{str(e).splitlines()[0][:120] if str(e) else ''})") from None
+
+
+
 PRETRAINED_FORMAT = "wavegrad-pretrained"
 WEIGHTS_NAME, CONFIG_NAME = "model.safetensors", "config.json"
 

@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .checkpoint import (find_checkpoint, is_pretrained_folder, load_family_checkpoint, load_pretrained_folder,
-                         rebuilding_from, save_pretrained_folder)
+from .checkpoint import find_checkpoint, load, load_family_checkpoint, rebuilding_from, save_pretrained_folder
 from .data.images import to_uint8
-from .diffusion import NoiseSchedule, plan_sampling, sample
+from .diffusion import NoiseSchedule, SamplingPlan, sample
+from .diffusion.prediction import Prediction, prediction_of
 from .errors import UserInputError, first_line
 from .models.image_unet import ImageUNet, ImageUNetConfig, guided_denoiser
 
@@ -23,23 +23,23 @@ FAMILY = "image"
 
 
 @torch.no_grad()
-def sample_images(model: ImageUNet, schedule: NoiseSchedule, n: int, steps: int | None = None, *,
+def sample_images(model: ImageUNet, train_schedule: NoiseSchedule, n: int, steps: int | None = None, *,
                   sampler: str | None = None, eta: float | None = None, nfe: int | None = None,
                   schedule_kind: str | None = None, guidance: float = 0.0, seed: int = 0,
                   labels: torch.Tensor | None = None, batch_size: int = 0, progress: bool = False,
                   callback=None, **options) -> np.ndarray:
-    """``n`` images ``uint8 [n, H, W, C]`` from ``model`` trained on ``schedule``.
+    """``n`` images ``uint8 [n, H, W, C]`` from ``model`` trained on ``train_schedule``.
 
-    Sampler, steps / nfe and schedule kind as :func:`wavegrad.diffusion.plan_sampling` (default: DDIM,
-    ``schedule`` respaced to ``steps``). A class-conditional model gets ``labels`` (default: 0, 1, …, K-1,
+    Sampler, steps / nfe and schedule kind as :meth:`wavegrad.diffusion.SamplingPlan.build` (default: DDIM,
+    the training schedule respaced to ``steps``). A class-conditional model gets ``labels`` (default: 0, 1, …, K-1,
     0, … across the grid); ``guidance`` is the classifier-free scale w. x0 is clipped to [-1, 1] at every
     step (``clip_denoised``). All noise comes from one generator seeded with ``seed``, batch after batch.
     """
     cfg = model.cfg
     if cfg.num_classes and labels is None:
         labels = torch.arange(n) % cfg.num_classes
-    sched, name, options = plan_sampling(schedule, schedule_kind, steps, nfe=nfe, eta=eta,
-                                         sampler=sampler or ("ddim" if eta is None else None), **options)
+    plan = SamplingPlan.build(train_schedule, schedule_kind, steps, nfe=nfe, eta=eta,
+                              sampler=sampler or ("ddim" if eta is None else None), **options)
     device = next(model.parameters()).device
     g = torch.Generator().manual_seed(seed)
     bs = batch_size or n
@@ -48,8 +48,7 @@ def sample_images(model: ImageUNet, schedule: NoiseSchedule, n: int, steps: int 
         b = min(bs, n - start)
         y = labels[start:start + b].to(device) if labels is not None else None
         x = sample(guided_denoiser(model, y, guidance), (b, cfg.in_channels, cfg.image_size, cfg.image_size),
-                   sched, sampler=name, generator=g, device=device, clip_x0=1.0, progress=progress,
-                   callback=callback, **options)
+                   plan, generator=g, device=device, clip_x0=1.0, progress=progress, callback=callback)
         out.append(to_uint8(x))
     return np.concatenate(out)
 
@@ -58,17 +57,11 @@ def load_image_checkpoint(path: str | Path, device: str | torch.device = "cpu",
                           use_ema: bool = True) -> tuple[ImageUNet, NoiseSchedule, dict[str, Any]]:
     """(model in eval mode, training schedule, dataset meta) from an image checkpoint (or a run folder's newest);
     UserInputError otherwise."""
-    if is_pretrained_folder(path):
-        weights, ckpt = load_pretrained_folder(path)
-        if ckpt.get("family") != FAMILY:
-            raise UserInputError(f"{path}: this is a {ckpt.get('family')!r} export, not an image one")
-    else:
-        path = find_checkpoint(path)
-        ckpt = load_family_checkpoint(path, FAMILY, "an image", " (train one with recipes/mnist.py or recipes/cifar10.py)")
-        weights = None
+    ckpt, weights, path = load(path, FAMILY, "an image", use_ema=use_ema,
+                               hint=" (train one with recipes/mnist.py or recipes/cifar10.py)")
     with rebuilding_from(path, "image", "re-train or re-export it with this wavegrad"):
         model = ImageUNet(ImageUNetConfig.from_dict(ckpt["model_config"]))
-        model.load_state_dict(weights if weights is not None else (ckpt["ema"]["shadow"] if use_ema else ckpt["model"]))
+        model.load_state_dict(weights)
         schedule = NoiseSchedule.from_dict(ckpt["schedule"])
     try:
         model = model.to(device)
@@ -95,8 +88,8 @@ def image_nll(model: ImageUNet, schedule: NoiseSchedule, images: np.ndarray, ste
     denoise = guided_denoiser(model)
 
     def scored(x, level):
-        out = denoise(x, level)
-        return out[0] if (fixed_variance and isinstance(out, tuple)) else out
+        out = prediction_of(denoise(x, level))
+        return Prediction(out.eps) if fixed_variance else out
 
     totals, priors = [], []
     for start in range(0, len(ds), batch_size):
@@ -111,7 +104,7 @@ def image_nll(model: ImageUNet, schedule: NoiseSchedule, images: np.ndarray, ste
 
 
 @torch.no_grad()
-def inpaint_images(model: ImageUNet, schedule: NoiseSchedule, image: np.ndarray, mask: np.ndarray, n: int,
+def inpaint_images(model: ImageUNet, train_schedule: NoiseSchedule, image: np.ndarray, mask: np.ndarray, n: int,
                    steps: int | None = None, *, sampler: str = "ddpm", nfe: int | None = None,
                    schedule_kind: str | None = None, eta: float | None = None, jump_length: int = 1,
                    jump_n_sample: int = 1, guidance: float = 0.0, labels: torch.Tensor | None = None,
@@ -119,7 +112,7 @@ def inpaint_images(model: ImageUNet, schedule: NoiseSchedule, image: np.ndarray,
     """``n`` completions ``uint8 [n, H, W, C]`` of the uint8 ``image [H, W(, C)]`` whose ``mask [H, W]`` (True =
     keep) pixels are kept exactly: :func:`wavegrad.diffusion.inpaint` with ``sampler`` (ancestral DDPM by default;
     RePaint's jumps with ``jump_length`` / ``jump_n_sample``), class labels and guidance as :func:`sample_images`."""
-    from .diffusion.inpaint import inpaint
+    from .diffusion import inpaint
     cfg = model.cfg
     image = np.asarray(image)
     image = image[..., None] if image.ndim == 2 else image
@@ -135,14 +128,14 @@ def inpaint_images(model: ImageUNet, schedule: NoiseSchedule, image: np.ndarray,
                              "the mask keeps no pixel: that is sampling, not inpainting (use wavegrad sample)")
     if cfg.num_classes and labels is None:
         labels = torch.arange(n) % cfg.num_classes
-    sched, name, options = plan_sampling(schedule, schedule_kind, steps, nfe=nfe, eta=eta, sampler=sampler, **options)
+    plan = SamplingPlan.build(train_schedule, schedule_kind, steps, nfe=nfe, eta=eta, sampler=sampler, **options)
     device = next(model.parameters()).device
     x_known = (torch.from_numpy(image).permute(2, 0, 1).float() / 127.5 - 1.0).to(device)      # [C, H, W]
     keep = torch.from_numpy(mask).to(device)[None, None]                                         # [1, 1, H, W]
     y = labels.to(device) if labels is not None else None
-    x = inpaint(guided_denoiser(model, y, guidance), x_known.expand(n, -1, -1, -1), keep, sched, sampler=name,
+    x = inpaint(guided_denoiser(model, y, guidance), x_known.expand(n, -1, -1, -1), keep, plan,
                 jump_length=jump_length, jump_n_sample=jump_n_sample, generator=torch.Generator().manual_seed(seed),
-                clip_x0=1.0, progress=progress, callback=callback, **options)
+                clip_x0=1.0, progress=progress, callback=callback)
     return to_uint8(x)
 
 
@@ -164,9 +157,10 @@ def read_png(path: str | Path) -> np.ndarray:
         raise UserInputError(f"cannot read {path} as an image ({first_line(e)})") from None
 
 
-def export_image_checkpoint(path: str | Path, folder: str | Path) -> Path:
-    """An image checkpoint's EMA weights and configs as ``folder/model.safetensors`` + ``config.json``."""
-    ckpt = load_family_checkpoint(find_checkpoint(path), FAMILY, "an image")
+def export_image_checkpoint(path: str | Path | dict, folder: str | Path) -> Path:
+    """An image checkpoint's (a path, or its loaded entries) EMA weights and configs as ``folder/model.safetensors`` +
+    ``config.json``."""
+    ckpt = path if isinstance(path, dict) else load_family_checkpoint(find_checkpoint(path), FAMILY, "an image")
     config = {"family": FAMILY, "model_config": ckpt["model_config"], "schedule": ckpt["schedule"],
               "dataset": ckpt.get("dataset") or {}}
     return save_pretrained_folder(folder, ckpt["ema"]["shadow"], config)

@@ -35,7 +35,20 @@ only O(length) vectors are kept (the state ``x_t``, the joined ``eps``, the nois
 Batches of clips of different lengths: windows are sorted by length and shorter ones (clips shorter than
 ``W``) are padded in a mini-batch: the log-mel with the silence level, the waveform state with zeros. The
 sampler's state is ``[B, T_max]``, each clip's tail beyond its own length held at zero (the wrapper returns
-eps = 0 there and the caller's noise source draws zeros there).
+eps = 0 there and :func:`clip_noise` draws zeros there).
+
+Many clips: groups and their noise
+----------------------------------
+:func:`group_clips` groups clips longest first so that a group holds about ``batch_size`` windows;
+:func:`clip_noise` gives clip ``i`` its own CPU generator seeded ``seed + i``, so the noise a clip receives does
+not depend on the batch, on the other clips or on the device. Hence (``Vocoder.vocode_batch``)
+
+* a clip of at least ``W`` frames (never padded) gives the same waveform whatever the batch composition, up to
+  float rounding of the network for a different mini-batch size (~1e-6);
+* so does a shorter clip when it is not padded, i.e. batched only with clips of its own length (or
+  ``batch_size=1``); padded next to a longer clip, its last few frames (the receptive field, ~5 frames per step,
+  compounding over steps) can differ slightly, the rest does not;
+* ``vocode_batch(mels, seed=s)[i]`` equals ``voc(mels[i], generator=torch.Generator().manual_seed(s + i))``.
 """
 from __future__ import annotations
 
@@ -43,6 +56,8 @@ from typing import Sequence
 
 import torch
 
+from .diffusion._util import randn
+from .diffusion.prediction import Prediction, prediction_of
 from .models.precision import network_autocast
 
 
@@ -138,7 +153,7 @@ class WindowedDenoiser:
         return out
 
     def __call__(self, x: torch.Tensor, level: torch.Tensor):
-        """eps [B, T_max], or (eps, v) for a learned-variance network (both joined the same way)."""
+        """eps [B, T_max], or a Prediction (eps, v) for a learned-variance network (both joined the same way)."""
         hop, outs = self.hop, None
         for batch, feats in zip(self.batches, self.features):
             longest = max(z - a for _, a, z, _ in batch) * hop
@@ -148,7 +163,8 @@ class WindowedDenoiser:
             lv = level[torch.tensor([c for c, _, _, _ in batch], device=level.device)]   # [b]
             with network_autocast(self.device, self.precision):
                 out = self.model.denoise(x_in, self.model.noise_embeddings(lv), feats)
-            out = out if isinstance(out, tuple) else (out,)
+            out = prediction_of(out)
+            out = (out.eps,) if out.v is None else (out.eps, out.v)
             outs = outs or tuple(torch.zeros_like(x) for _ in out)                    # [B, T_max] each
             for joined, part in zip(outs, out):
                 part = part.to(x.dtype)
@@ -158,4 +174,46 @@ class WindowedDenoiser:
                         joined[c, a * hop:z * hop] = piece
                     else:
                         joined[c, a * hop:z * hop] += w * piece
-        return outs if len(outs) > 1 else outs[0]
+        return Prediction(*outs) if len(outs) > 1 else outs[0]
+
+
+def window_options(model, chunk_frames: int | None, overlap_frames: int | None, batch_size: int | None,
+                   min_overlap: int) -> dict:
+    """:class:`WindowedDenoiser`'s window arguments, checked; overlap None: four times the network's per-step context
+    (``CONTEXT_FRAMES``, its receptive half-width), at least ``min_overlap``, so each window keeps a quarter of the
+    overlap as context beyond the crossfade."""
+    from .vocoder_inputs import check_count
+    check_count("chunk_frames", chunk_frames, allow_none=True)
+    check_count("batch_size", batch_size, allow_none=True)
+    if overlap_frames is None:
+        overlap_frames = max(min_overlap, 4 * model.CONTEXT_FRAMES)
+    check_count("overlap_frames", overlap_frames, minimum=0)
+    return {"chunk_frames": chunk_frames, "overlap_frames": overlap_frames, "batch_size": batch_size}
+
+
+def group_clips(frames: Sequence[int], batch_size: int, chunk_frames: int | None,
+                overlap_frames: int) -> list[list[int]]:
+    """Clips (by their frame counts) grouped longest first so that a group holds about ``batch_size`` windows."""
+    order = sorted(range(len(frames)), key=lambda i: -frames[i])
+    groups, current, budget = [], [], 0
+    for i in order:
+        n = len(plan_windows(frames[i], chunk_frames, overlap_frames))
+        if current and budget + n > batch_size:
+            groups.append(current)
+            current, budget = [], 0
+        current.append(i)
+        budget += n
+    return groups + ([current] if current else [])
+
+
+def clip_noise(seeds: Sequence[int], lengths: Sequence[int], device):
+    """The noise source of a group of clips: clip ``r`` draws from its own CPU generator seeded ``seeds[r]``, and
+    zeros past its ``lengths[r]`` samples."""
+    gens = [torch.Generator(device="cpu").manual_seed(s) for s in seeds]
+
+    def noise(size: torch.Size) -> torch.Tensor:
+        out = torch.zeros(size, device=device)
+        for r, (g, n) in enumerate(zip(gens, lengths)):
+            out[r, :n] = randn((n,), g, device, torch.float32)
+        return out
+    return noise

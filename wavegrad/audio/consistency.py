@@ -45,6 +45,7 @@ from typing import Callable, Sequence
 import torch
 
 from ..config import param
+from ..diffusion.prediction import Prediction, prediction_of
 from ..errors import UserInputError
 from .mel import MelConfig, mel_basis
 
@@ -124,8 +125,8 @@ class Consistency:
         return self.mode != "none" or self.start_level is not None
 
     def label(self) -> str:
-        """``MODE`` or ``MODE@A0``, the form :meth:`parse` reads (benchmark rows name their consistency so)."""
-        return self.mode + ("" if self.start_level is None else f"@{self.start_level:g}")
+        """``MODE`` or ``MODE@A0`` (A0 to 3 digits), the form :meth:`parse` reads (benchmark rows are named so)."""
+        return self.mode + ("" if self.start_level is None else f"@{self.start_level:.3g}")
 
 
 # What new checkpoints vocode with when a call names no consistency: measured best at 6 NFE on held-out real speech
@@ -290,8 +291,8 @@ class MelConsistentDenoiser:
             reconstruct(self.projector, self.targets, self.lengths, consistency) if self.gl_below is not None else None)
 
     def __call__(self, x: torch.Tensor, level: torch.Tensor):
-        out = self.denoise(x, level)
-        eps, rest = (out[0], out[1:]) if isinstance(out, tuple) else (out, ())
+        out = prediction_of(self.denoise(x, level))
+        eps = out.eps
         new = eps.clone()
         for i, n in enumerate(self.lengths):
             a = float(level[i])
@@ -301,7 +302,7 @@ class MelConsistentDenoiser:
             x0 = (x[i, :n].double() - s * eps[i, :n].double()) / a                            # [n]
             x0 = self._x0(i, x0, a)
             new[i, :n] = ((x[i, :n].double() - a * x0) / s).to(eps.dtype)
-        return (new, *rest) if rest else new
+        return new if out.v is None else Prediction(new, out.v)
 
     def _x0(self, i: int, x0: torch.Tensor, a: float) -> torch.Tensor:
         """Clip ``i``'s replacement of the estimate ``x0 [n]`` at level ``a``."""

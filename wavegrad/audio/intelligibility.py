@@ -14,6 +14,7 @@ not on clips that were cut mid-sentence (the benchmark leaves those out).
 """
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -48,18 +49,24 @@ def error_rate(reference: str, hypothesis: str) -> float:
     return word_errors(ref, words(hypothesis)) / len(ref)
 
 
-def transcribe(wav: Any, sample_rate: int) -> str:
-    """PocketSphinx's transcript of a float waveform ``[T]`` in [-1, 1] (resampled to 16 kHz)."""
+@functools.lru_cache(maxsize=1)
+def _decoder():
+    """One PocketSphinx decoder per process (loading its 27 MB language model takes about a second)."""
     try:
         from pocketsphinx import Decoder
     except ImportError as e:
         raise ImportError(f"WER needs the optional package 'pocketsphinx' ({e}); install it with `{EVAL_HINT}`") from e
+    return Decoder(samprate=16000, loglevel="FATAL")
+
+
+def transcribe(wav: Any, sample_rate: int) -> str:
+    """PocketSphinx's transcript of a float waveform ``[T]`` in [-1, 1] (resampled to 16 kHz)."""
+    decoder = _decoder()
     x = np.asarray(wav, dtype=np.float32).reshape(-1)
     if int(sample_rate) != 16000:
         import librosa
         x = librosa.resample(x, orig_sr=int(sample_rate), target_sr=16000, res_type="soxr_hq")
     pcm = (np.clip(x, -1.0, 1.0) * 32767).astype(np.int16)
-    decoder = Decoder(samprate=16000, loglevel="FATAL")
     decoder.start_utt()
     decoder.process_raw(pcm.tobytes(), full_utt=True)
     decoder.end_utt()

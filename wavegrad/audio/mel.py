@@ -200,39 +200,35 @@ class MelConfig:
         return m - self.log_floor if self.log_floor_mode == "add" else m
 
 
-def _preset(**fields) -> dict:
-    return fields
-
-
 # name -> (fields of MelConfig, where the formula comes from). Read in the toolkits' own code; see each entry.
 MEL_PRESETS: dict[str, tuple[dict, str]] = {
-    "hifigan": (_preset(), "jik876/hifi-gan meldataset.py mel_spectrogram, config_v1.json (LJSpeech, 22.05 kHz)"),
-    "tacotron2": (_preset(center=True, power_eps=0.0),
+    "hifigan": (dict(), "jik876/hifi-gan meldataset.py mel_spectrogram, config_v1.json (LJSpeech, 22.05 kHz)"),
+    "tacotron2": (dict(center=True, power_eps=0.0),
                   "NVIDIA/tacotron2 layers.py TacotronSTFT + stft.py STFT (reflect n_fft/2, no eps, ln clamp 1e-5); "
                   "also ming024/FastSpeech2 audio/stft.py and SpeechBrain's LJSpeech mel_spectogram"),
-    "nemo-hifigan": (_preset(window_periodic=False, power_eps=0.0, log_floor=1e-5),
+    "nemo-hifigan": (dict(window_periodic=False, power_eps=0.0, log_floor=1e-5),
                      "NVIDIA/NeMo FilterbankFeatures with examples/tts/conf/hifigan/hifigan.yaml (exact_pad: "
                      "(n_fft-hop)/2 reflect, symmetric Hann, ln clamp 1e-5; NeMo <= 2.4, its released checkpoints)"),
-    "nemo-fastpitch": (_preset(center=True, window_periodic=False, power_eps=0.0, log_floor_mode="add"),
+    "nemo-fastpitch": (dict(center=True, window_periodic=False, power_eps=0.0, log_floor_mode="add"),
                        "NVIDIA/NeMo FilterbankFeatures with examples/tts/conf/fastpitch_align_v1.05.yaml (centred, "
                        "symmetric Hann, ln(x + 1e-5); NeMo <= 2.4)"),
-    "espnet": (_preset(center=True, power_eps=0.0, power_floor=1e-10, f_min=80.0, f_max=7600.0, log_base="10",
+    "espnet": (dict(center=True, power_eps=0.0, power_floor=1e-10, f_min=80.0, f_max=7600.0, log_base="10",
                        log_floor=1e-10),
                "espnet2 LogMelFbank (espnet2/layers/stft.py, log_mel.py) with egs2/ljspeech/tts1: amplitude with a "
                "power floor of 1e-10, 80-7600 Hz, log10 clamp 1e-10; before GlobalMVN (feats_stats.npz)"),
-    "coqui": (_preset(center=True, power_eps=0.0, f_max=None, log_base="10", log_scale=1.6, log_offset=2.4,
+    "coqui": (dict(center=True, power_eps=0.0, f_max=None, log_base="10", log_scale=1.6, log_offset=2.4,
                       clip_min=-4.0, clip_max=4.0),
               "coqui-ai/TTS AudioProcessor with BaseAudioConfig's defaults (TTS/utils/audio/processor.py, "
               "numpy_transforms.py): 0-11025 Hz, 20·log10 - 20 dB, symmetric normalisation to [-4, 4], clipped"),
-    "bigvgan-24k": (_preset(sample_rate=24000, n_mels=100, f_max=12000.0),
+    "bigvgan-24k": (dict(sample_rate=24000, n_mels=100, f_max=12000.0),
                     "NVIDIA/BigVGAN meldataset.py mel_spectrogram with configs/bigvgan_24khz_100band.json"),
-    "bigvgan-44k": (_preset(sample_rate=44100, n_fft=2048, hop_length=512, win_length=2048, n_mels=128, f_max=None),
+    "bigvgan-44k": (dict(sample_rate=44100, n_fft=2048, hop_length=512, win_length=2048, n_mels=128, f_max=None),
                     "NVIDIA/BigVGAN meldataset.py mel_spectrogram with configs/bigvgan_v2_44khz_128band_512x.json"),
-    "vocos": (_preset(sample_rate=24000, n_mels=100, f_max=None, center=True, power_eps=0.0, mel_scale="htk",
+    "vocos": (dict(sample_rate=24000, n_mels=100, f_max=None, center=True, power_eps=0.0, mel_scale="htk",
                       mel_norm=None, log_floor=1e-7),
               "gemelo-ai/vocos feature_extractors.py MelSpectrogramFeatures (torchaudio defaults: HTK scale, no "
               "norm, centred) with configs/vocos.yaml, ln(clip(x, 1e-7))"),
-    "wavegrad-paper-24k": (_preset(sample_rate=24000, n_fft=2048, hop_length=300, win_length=1200, n_mels=128,
+    "wavegrad-paper-24k": (dict(sample_rate=24000, n_fft=2048, hop_length=300, win_length=1200, n_mels=128,
                                    f_min=20.0, f_max=None, center=True, power_eps=0.0, normalized=True,
                                    mel_scale="htk", mel_norm=None, log_base="10", log_scale=0.2, log_offset=0.8,
                                    clip_min=0.0, clip_max=1.0),

@@ -97,8 +97,6 @@ def priorgrad_std(mel: torch.Tensor, mel_config: MelConfig, energy_min: float, *
 class SpecGradFilter(Prior):
     """``color(z) = G⁺ (M ⊙ G z)``, ``whiten(r) = G⁺ (G r / M)`` for a batch of clips, each masked to its length."""
 
-    name = "specgrad"
-
     def __init__(self, response: torch.Tensor, mel_config: MelConfig, lengths: Sequence[int]):
         self.response = response                                                     # [B, n_fft/2+1, F+1] complex
         self.cfg = mel_config

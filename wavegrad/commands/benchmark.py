@@ -17,15 +17,15 @@ from ..audio import metrics as M
 from ..audio.consistency import Consistency
 from ..checkpoint import find_checkpoint
 from ..config import HelpFormatter, add_arguments, from_args, param
-from ..diffusion import SAMPLERS, SCHEDULE_KINDS, SamplerOptions, nfe, steps_for_nfe
+from ..diffusion import SAMPLERS, SCHEDULE_KINDS, steps_for_nfe
 from ..errors import UserInputError
 from ..utils import atomic_path
 from ..vocoder import Vocoder
 from . import listening
 from .evaluation import EvalClips, load_eval_clips, vocode_clips
+from .sampling_flags import SamplerOptions
 
 SEARCHED = "searched"          # every schedule stored by search-schedule, with the sampler it was searched for
-ODE_SAMPLERS = ("euler", "heun", "dpmpp-2m")     # schedule "auto": Karras spacing for these, respaced for the rest
 COLUMNS = ["system", "schedule", "steps", "nfe", "consistency", "rtf", "log_mel_l1", "lsd_db", "mrstft", "mcd_db",
            "pesq_wb", "stoi", "dnsmos_ovrl", "wer"]
 
@@ -40,7 +40,8 @@ class BenchmarkConfig:
                                       "comma-separated samplers; 'searched' adds every schedule stored by "
                                       "search-schedule", choices=(*SAMPLERS, SEARCHED))
     schedule: str = param("auto", "schedule of the sampled steps: respaced training schedule, Karras rho=7 spacing, "
-                          "or auto (karras for euler/heun/dpmpp-2m, respaced for the others)",
+                          "or auto (karras for the ODE samplers: "
+                          + ", ".join(n for n, s in SAMPLERS.items() if s.ode) + "; respaced for the others)",
                           choices=("auto", *SCHEDULE_KINDS))
     options: SamplerOptions = param(factory=SamplerOptions, prefix="", help="options of the samplers that take them")
     consistency: tuple[str, ...] = param(("none",), "comma-separated mel-consistent sampling modes, every sampler row "
@@ -73,59 +74,44 @@ class BenchmarkConfig:
         return [Consistency.parse(item, self.gla) for item in self.consistency]
 
     def jobs(self, voc: Vocoder) -> tuple[list[dict], list[str]]:
-        """Every row to run: each sampler row of :meth:`sampler_jobs` with each consistency mode (a schedule that
-        search-schedule stored with a consistency keeps its own, one row); and notes."""
-        base, notes = self.sampler_jobs(voc)
+        """Every row to run, its plan built once: each sampler at each NFE budget (each (sampler, steps) once) and
+        each searched schedule, with each consistency mode -- a schedule search-schedule stored with a consistency
+        keeps its own, one row; and notes on what could not run."""
         jobs: list[dict] = []
-        for k, mode in enumerate(self.modes()):
-            for job in base:
-                stored = voc.schedule_consistency.get(job["schedule"])
-                if stored is not None:
-                    if k == 0:
-                        jobs.append(job | {"consistency": stored.label(), "plan": job["plan"] | {"consistency": stored}})
-                    continue
-                steps = job["steps"]
-                if mode.start_level is not None and job["schedule"] in SCHEDULE_KINDS:   # fewer levels below a0
-                    steps = min(steps, len(voc.train_schedule.truncate(mode.start_level)))
-                row = {"system": job["system"], "steps": steps, "consistency": mode.label()}
-                if any(all(j[key] == v for key, v in row.items()) for j in jobs):
-                    continue                                          # capped onto a row already there
-                sampler = job["plan"]["sampler"]
-                cost = nfe(sampler, steps, **self.options.for_sampler(sampler, strict=False))
-                plan = job["plan"] | {"consistency": mode} | ({"steps": steps} if "steps" in job["plan"] else {})
-                jobs.append(job | row | {"nfe": cost, "plan": plan})
-        return jobs, notes
+        notes: list[str] = []
 
-    def sampler_jobs(self, voc: Vocoder) -> tuple[list[dict], list[str]]:  # noqa: C901 (two flat loops)
-        """Every sampler row: (system, schedule, steps, nfe, plan), each (sampler, steps) once; and notes."""
-        jobs, notes, seen = [], [], set()
-        for sampler in (s for s in self.samplers if s != SEARCHED):
-            options = self.options.for_sampler(sampler, strict=False)
-            kind = self.schedule if self.schedule != "auto" else ("karras" if sampler in ODE_SAMPLERS else "respaced")
-            for budget in sorted(self.nfe, reverse=True):
-                try:
-                    steps = min(steps_for_nfe(sampler, budget, **options), len(voc.train_schedule))
-                except UserInputError as e:
-                    notes.append(f"{sampler} at NFE {budget}: {e}")
-                    continue
-                if (sampler, steps) not in seen:
-                    seen.add((sampler, steps))
-                    jobs.append({"system": sampler, "schedule": kind, "steps": steps,
-                                 "nfe": nfe(sampler, steps, **options),
-                                 "plan": {"sampler": sampler, "schedule": kind, "steps": steps, **options,
-                                          "eta": self.options.eta if sampler == "ddim" else None}})
-        if SEARCHED in self.samplers:
-            stored = sorted(n for n in voc.schedules if n.startswith("search-"))
-            if not stored:
-                notes.append("searched: no schedule stored in the checkpoint (run wavegrad search-schedule)")
-            for name in stored:
-                sampler = voc.schedule_samplers.get(name, "ddpm")
+        def add(system: str, mode: Consistency, **request) -> None:
+            try:
+                plan = voc.plan(consistency=mode, **request)
+            except UserInputError as e:
+                notes.append(f"{system} ({mode.label()}): {e}")
+                return
+            row = {"system": system, "schedule": request["schedule"], "steps": len(plan.sampling.schedule),
+                   "nfe": plan.nfe, "consistency": plan.consistency.label()}
+            if not any(all(j[k] == v for k, v in row.items()) for j in jobs):
+                jobs.append(row | {"plan": plan})
+
+        for mode in self.modes():
+            train = voc.train_schedule if mode.start_level is None else voc.train_schedule.truncate(mode.start_level)
+            for sampler in (s for s in self.samplers if s != SEARCHED):
                 options = self.options.for_sampler(sampler, strict=False)
-                steps = len(voc.schedules[name])
-                jobs.append({"system": f"{SEARCHED} {sampler}", "schedule": name, "steps": steps,
-                             "nfe": nfe(sampler, steps, **options), "plan": {"schedule": name, "sampler": sampler,
-                                                                            **options}})
-        return jobs, notes
+                kind = self.schedule if self.schedule != "auto" else ("karras" if SAMPLERS[sampler].ode else "respaced")
+                for budget in sorted(self.nfe, reverse=True):
+                    try:
+                        steps = min(steps_for_nfe(sampler, budget, **options), len(train))
+                    except UserInputError as e:
+                        notes.append(f"{sampler} at NFE {budget}: {e}")
+                        continue
+                    add(sampler, mode, sampler=sampler, schedule=kind, steps=steps,
+                        eta=self.options.eta if sampler == "ddim" else None, **options)
+            for name in sorted(n for n in voc.schedules if n.startswith("search-")) if SEARCHED in self.samplers else ():
+                sampler = voc.schedule_samplers.get(name, "ddpm")
+                stored = voc.bundle.schedules[name].consistency or mode
+                add(f"{SEARCHED} {sampler}", stored, schedule=name, sampler=sampler,
+                    **self.options.for_sampler(sampler, strict=False))
+        if SEARCHED in self.samplers and not any(n.startswith("search-") for n in voc.schedules):
+            notes.append("searched: no schedule stored in the checkpoint (run wavegrad search-schedule)")
+        return jobs, list(dict.fromkeys(notes))
 
 
 def register(sub, name: str) -> None:
@@ -237,7 +223,7 @@ def benchmark_checkpoints(checkpoints: list[Path], data_dir: Path, cfg: Benchmar
         notes += [f"{label}: {n}" if label else n for n in job_notes]
         for job in tqdm(jobs, desc=f"benchmark {label}".strip(), unit="run", disable=None):
             system = f"{label}: {job['system']}" if label else job["system"]
-            out, took = vocode_clips(voc, clips, cfg.seed, **job["plan"])
+            out, took = vocode_clips(voc, clips, cfg.seed, plan=job["plan"])
             if not torch.isfinite(out).all():
                 notes.append(f"{system} {job['steps']} steps: non-finite output")
                 continue

@@ -24,18 +24,22 @@ def register(sub, name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..checkpoint import find_checkpoint, load_checkpoint
+    from ..checkpoint import find_checkpoint, load_checkpoint, rebuilding_from
     from ..errors import UserInputError
     path = find_checkpoint(args.checkpoint)
-    family = load_checkpoint(path).get("family")
+    ckpt = load_checkpoint(path)
+    family = ckpt.get("family")
     if args.out_dir.exists() and not args.out_dir.is_dir():
         raise UserInputError(f"{args.out_dir} exists and is not a folder; choose another OUT_DIR")
     if family == "vocoder":
-        from ..vocoder import Vocoder
-        Vocoder.from_checkpoint(path).save_pretrained(args.out_dir)
+        from ..bundle import VocoderBundle
+        with rebuilding_from(path, "vocoder", "re-export it with this wavegrad"):
+            bundle = VocoderBundle.from_dict(ckpt)
+            weights = bundle.network(ckpt["ema"]["shadow"]).state_dict()      # the weights must fit the network
+        bundle.export(args.out_dir, weights)
     elif family == "image":
         from ..images import export_image_checkpoint
-        export_image_checkpoint(path, args.out_dir)
+        export_image_checkpoint(ckpt, args.out_dir)
     else:
         raise UserInputError(f"{path}: a {family!r} checkpoint; export takes vocoder and image checkpoints")
     print(f"exported {path} to {args.out_dir}/model.safetensors and config.json")

@@ -1,28 +1,74 @@
-"""The sampling flags of `wavegrad vocode` and `wavegrad sample`: sampler, steps or NFE, schedule, options; and
-`vocode`'s mel-consistent sampling."""
+"""The sampling flags of the commands: sampler, steps or NFE, schedule, the samplers' options (`vocode`, `sample`,
+`benchmark`, `search-schedule`), and `vocode`'s mel-consistent sampling. Every list and help text comes from the
+samplers' records (:data:`wavegrad.diffusion.SAMPLERS`)."""
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass, fields
 
 from ..audio.consistency import MODES, Consistency
-from ..config import add_arguments, from_args
-from ..diffusion import SAMPLERS, SCHEDULE_KINDS, SamplerOptions, check_eta
+from ..config import add_arguments, from_args, param
+from ..diffusion import SAMPLERS, SCHEDULE_KINDS, check_eta, sampler_options
 from ..errors import UserInputError
+
+
+@dataclass
+class SamplerOptions:
+    """The samplers' own options, as flags; each applies to the samplers that take it."""
+
+    eta: float | None = param(None, "DDIM's eta: 0 = deterministic DDIM, 1 = DDPM; alone it selects DDIM (Song et "
+                                    "al. 2021, eq. 16)")
+    churn: float | None = param(None, "euler/heun: EDM's S_churn, noise added back before each step (0 = the ODE)",
+                                paper="0-80 (Karras et al. 2022, Table 5)")
+    snr: float | None = param(None, "pc/langevin: signal-to-noise ratio of the Langevin step", paper="0.16 "
+                                    "(Song et al. 2021, CIFAR-10)")
+    corrector_steps: int | None = param(None, "pc: Langevin corrector steps per level", paper="1")
+    langevin_steps: int | None = param(None, "langevin: Langevin steps per level", paper="100 (Song & Ermon 2019)")
+
+    # flag -> the sampler functions' keyword (eta is sample()'s own argument)
+    _NAMES = {"churn": "s_churn", "snr": "snr", "corrector_steps": "n_corrector", "langevin_steps": "n_steps"}
+
+    def for_sampler(self, sampler: str, strict: bool = True) -> dict:
+        """The options ``sampler`` takes (eta excluded). ``strict``: an option set for a sampler that does not take
+        it is a one-line error, else it is left out."""
+        known = sampler_options(sampler)
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "eta" or value is None:
+                continue
+            key = self._NAMES[f.name]
+            if key in known:
+                out[key] = value
+            elif strict:
+                raise UserInputError(f"--{f.name.replace('_', '-')} does not apply to sampler {sampler!r} "
+                                     f"(its options: {', '.join(known) or 'none'})")
+        return out
+
+
+def sampler_help(default: str) -> str:
+    """The ``--sampler`` help: every sampler's record, one clause each."""
+    return "; ".join(f"{s.name}: {s.cite}" for s in SAMPLERS.values()) + f" (default: {default})"
+
+
+def _cost_text(record) -> str:
+    """A record's cost as a formula of N ("2N-1"), from the record itself."""
+    per = record.cost(2, **record.options) - record.cost(1, **record.options)
+    fixed = record.cost(1, **record.options) - per
+    return f"{'' if per == 1 else per}N" + ("" if fixed == 0 else f"{fixed:+d}")
 
 
 def add_sampling_args(p: argparse.ArgumentParser, default_steps: int, default_sampler: str) -> None:
     g = p.add_argument_group("sampling", "Which sampler, over which schedule, at what cost in network evaluations "
                                          "(NFE). Every sampler runs every schedule.")
     g.add_argument("--sampler", choices=tuple(SAMPLERS), default=None,
-                   help=f"ddpm (Ho et al. 2020), ddim (Song et al. 2021), euler / heun (Karras et al. 2022), dpmpp-2m "
-                        f"(DPM-Solver++, Lu et al. 2022), pc (predictor-corrector, Song et al. 2021), langevin "
-                        f"(annealed Langevin, Song & Ermon 2019) (default: {default_sampler}, or the sampler a stored "
-                        f"--schedule was searched for, or ddim when --eta is given)")
+                   help=sampler_help(f"{default_sampler}, or the sampler a stored --schedule was searched for, or "
+                                     "ddim when --eta is given"))
     g.add_argument("--steps", type=int, default=None,
                    help=f"sampling steps (default: {default_steps}, unless --nfe or a stored --schedule says)")
     g.add_argument("--nfe", type=int, default=None,
-                   help="network-evaluation budget instead of --steps: as many steps as it pays for (heun: 2N-1, "
-                        "pc: N(1 + corrector steps))")
+                   help="network-evaluation budget instead of --steps: as many steps as it pays for (N steps cost "
+                        + ", ".join(f"{s.name} {_cost_text(s)}" for s in SAMPLERS.values()) + ", at default options)")
     g.add_argument("--schedule", default=None, metavar="respaced|karras|NAME",
                    help="respaced: the training schedule respaced uniformly (default); karras: rho = 7 spacing of "
                         "the trained sigma range (Karras et al. 2022, eq. 5); NAME: a schedule stored in the "
@@ -32,7 +78,7 @@ def add_sampling_args(p: argparse.ArgumentParser, default_steps: int, default_sa
 
 def sampling_plan(args: argparse.Namespace, stored_samplers: dict[str, str], stored: set[str], default_steps: int,
                   default_sampler: str) -> dict:
-    """The keyword arguments of a vocoder / image sampling call from the flags, checked with their names."""
+    """The keyword arguments of a vocoder / image sampling plan from the flags, checked with their names."""
     for flag in ("steps", "nfe"):
         value = getattr(args, flag)
         if value is not None and value < 1:

@@ -12,12 +12,13 @@ from ..audio.consistency import Consistency
 from ..audio.metrics import log_mel_l1
 from ..checkpoint import find_checkpoint
 from ..config import HelpFormatter, add_arguments, from_args, param
-from ..diffusion import SAMPLERS, SamplerOptions, nfe
+from ..diffusion import SAMPLERS, nfe
 from ..diffusion.search import SearchResult, search_schedule
 from ..errors import UserInputError
 from ..utils import atomic_path
 from ..vocoder import Vocoder
 from .evaluation import load_eval_clips, vocode_clips
+from .sampling_flags import SamplerOptions
 
 DESCRIPTION = """\
 Coarse-to-fine search of an N-step beta sequence (WaveGrad §4) scored by the log-mel L1 between vocoded and

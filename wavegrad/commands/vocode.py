@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..config import HelpFormatter
+from ..diffusion import repaint_steps
 from ..errors import UserInputError, first_line
 from ..trajectory import Trajectory, audio_figure
 from .sampling_flags import add_consistency_args, add_sampling_args, consistency_from_args, sampling_plan
@@ -199,10 +200,11 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size is None:
         args.batch_size = 1 if device.type == "cpu" else 4
     voc = Vocoder.from_checkpoint(args.checkpoint, device=device, precision=args.precision)
-    plan = sampling_plan(args, voc.schedule_samplers, set(voc.schedules), DEFAULT_STEPS, "ddpm")
-    consistency = voc.consistency_for(consistency_from_args(args, voc.consistency_for(None, args.schedule)))
-    plan["consistency"] = consistency
-    voc.resolve(**_schedule_plan(plan))                        # a bad schedule / steps / nfe fails before any work
+    request = sampling_plan(args, voc.schedule_samplers, set(voc.schedules), DEFAULT_STEPS, "ddpm")
+    consistency = consistency_from_args(args, voc.bundle.consistency_for(None, args.schedule))
+    if args.infill is not None and args.consistency is None and not hasattr(args, "start_level"):
+        consistency = dataclasses.replace(consistency, start_level=None)     # a stored shallow start is for whole clips
+    plan = voc.plan(**request, consistency=consistency)        # a bad schedule / steps / nfe fails before any work
     sr, hop = voc.mel_config.sample_rate, voc.hop_length
     chunk_frames = (DEFAULT_CHUNK_FRAMES if args.chunk_seconds is None else
                     None if args.chunk_seconds == 0 else max(1, round(args.chunk_seconds * sr / hop)))
@@ -224,9 +226,9 @@ def run(args: argparse.Namespace) -> int:
         size = 1 if args.trajectory else args.batch_size       # a trajectory follows one clip at a time
         for start in range(0, len(mels), size):
             group = list(range(start, min(start + size, len(mels))))
-            record = Trajectory(Trajectory.evenly(_step_count(voc, plan), 6)) if args.trajectory else None
+            record = Trajectory(Trajectory.evenly(len(plan.sampling.schedule), 6)) if args.trajectory else None
             wavs = voc.vocode_batch([mels[i] for i in group], seed=args.seed + start, batch_size=args.batch_size,
-                                    chunk_frames=chunk_frames, callback=record, **plan)
+                                    chunk_frames=chunk_frames, callback=record, plan=plan)
             for i, wav in zip(group, wavs):
                 _write(outs[i], wav, inputs[i], sr)
                 if record is not None:
@@ -236,16 +238,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {len(outs)} file(s), {audio_seconds:.2f} s of audio, to {args.out_dir} in {took:.2f} s "
           f"(RTF {took / audio_seconds:.3f})")
     return 0
-
-
-def _schedule_plan(plan: dict) -> dict:
-    """The plan's arguments of :meth:`Vocoder.resolve` (the schedule's start follows a shallow start)."""
-    rest = {k: v for k, v in plan.items() if k != "consistency"}
-    return rest | {"start_level": plan["consistency"].start_level}
-
-
-def _step_count(voc, plan: dict) -> int:
-    return len(voc.resolve(**_schedule_plan(plan))[0])
 
 
 def _figure_path(path: Path, inputs: list[Path], i: int) -> Path:
@@ -260,7 +252,7 @@ def _write(out: Path, wav: torch.Tensor, source: Path, sr: int) -> None:
     write_audio(out, wav.cpu(), sr)
 
 
-def _infill(args, voc, inputs: list[Path], outs: list[Path], plan: dict, chunk_frames) -> int:
+def _infill(args, voc, inputs: list[Path], outs: list[Path], plan, chunk_frames) -> int:
     """Every input read (mono, at the checkpoint's rate: the kept samples are the file's own) and checked with
     its spans before any is written; then each infilled and written."""
     from ..audio import read_audio
@@ -274,15 +266,14 @@ def _infill(args, voc, inputs: list[Path], outs: list[Path], plan: dict, chunk_f
             raise UserInputError(f"{path}: {e}") from None
         wavs.append(wav)
     mel = load_mel_npy(args.mel, voc.mel_config.n_mels) if args.mel is not None else None
-    if args.consistency is None and not hasattr(args, "start_level"):   # a stored shallow start is for whole clips
-        plan = plan | {"consistency": dataclasses.replace(plan["consistency"], start_level=None)}
     t0 = time.perf_counter()
     for i, (path, wav) in enumerate(zip(inputs, wavs)):
-        record = Trajectory(Trajectory.evenly(_step_count(voc, plan), 6)) if args.trajectory else None
+        steps = repaint_steps(len(plan.sampling.schedule), args.jump_length, args.jump_n_sample)
+        record = Trajectory(Trajectory.evenly(steps, 6)) if args.trajectory else None
         try:
             out = voc.infill(wav, args.infill, mel=mel, seed=args.seed + i, jump_length=args.jump_length,
                              jump_n_sample=args.jump_n_sample, chunk_frames=chunk_frames, batch_size=args.batch_size,
-                             callback=record, **plan)
+                             callback=record, plan=plan)
         except UserInputError as e:
             raise UserInputError(f"{path}: {e}") from None
         _write(outs[i], out, path, sr)

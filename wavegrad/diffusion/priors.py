@@ -17,8 +17,6 @@ import torch
 class Prior:
     """White noise: ``color`` and ``whiten`` are the identity. Subclasses override both."""
 
-    name = "white"
-
     def color(self, z: torch.Tensor) -> torch.Tensor:
         """White ``z [B, ...]`` -> prior noise ``L z`` of the same shape."""
         return z
@@ -33,8 +31,6 @@ WHITE = Prior()
 
 class DiagonalPrior(Prior):
     """``Sigma = diag(std²)``: each element scaled by its own standard deviation ``std`` (broadcast to ``x``)."""
-
-    name = "diagonal"
 
     def __init__(self, std: torch.Tensor):
         if not bool(torch.isfinite(std).all()) or not bool((std > 0).all()):

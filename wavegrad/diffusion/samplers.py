@@ -1,41 +1,41 @@
-"""Samplers: one short loop per sampler over an explicit schedule, all on one calling convention.
+"""Samplers: one short loop per sampler over an explicit sequence of noise levels, and one record per sampler.
 
-Every sampler function takes
+Every sampler is a generator function ``fn(predict, x, alpha_bars, draw, *, <its options>, clip_x0=None)`` over
 
-* ``denoise(x [B, ...], level [B]) -> eps_hat [B, ...]``: the variance-preserving eps-model at the continuous
-  noise level ``a = sqrt(alpha_bar)``, conditioning bound by the caller (a closure or a wrapper such as the
+* ``predict(x [B, ...], level [B]) -> Prediction``: the variance-preserving eps-model at the continuous noise level
+  ``a = sqrt(alpha_bar)`` (:mod:`.prediction`; conditioning bound by the caller, a closure or a wrapper such as the
   vocoder's windowed one);
-* ``x``: the start, prior noise at the schedule's noisiest level, variance-preserving form;
-* ``schedule``: a :class:`NoiseSchedule` whose levels are the steps, noisiest first, followed by a final step to
-  clean data. Every sampler accepts any schedule: respaced training schedules, Karras' rho spacing
-  (``NoiseSchedule.karras``), searched ones;
-* ``draw(like) -> noise``: the noise-source hook (EDM's ``randn_like``): prior-coloured noise shaped like
-  ``like``, drawn from the caller's generators (so per-clip seeds stay independent of batch composition);
-  ``whiten(r)``: the prior's ``L⁻¹`` (the Langevin samplers measure their step in whitened units);
+* ``x``: the start, at the first level, variance-preserving form;
+* ``alpha_bars``: the levels it walks as alpha_bar, noisiest first, followed by where it ends: 1.0 for clean data, or
+  an intermediate level (k-diffusion's convention: stopping early is a shorter sequence). Any schedule works:
+  respaced training schedules, Karras' rho spacing (``NoiseSchedule.karras``), searched ones;
+* ``draw(like) -> noise``: the noise-source hook (EDM's ``randn_like``): prior-coloured noise shaped like ``like``,
+  from the caller's generators; ``whiten(r)``: the prior's ``L⁻¹`` (the Langevin samplers measure their step in it).
 
-and returns the sample ``x0``. Scalars are float64 Python floats; the state stays in the caller's dtype.
-The EDM samplers integrate in the variance-exploding form ``x_ve = x / a`` with ``sigma = sqrt(1 - a²) / a``
-(:func:`level_to_sigma`), where ``D(x_ve; sigma) = x_ve - sigma · eps_hat(a · x_ve, a)`` is the denoiser of
-Karras et al. 2022 (eq. 7 with c_out = -sigma, c_in = a). Cost is counted in network evaluations,
-:func:`nfe`: Heun's corrector and every Langevin corrector step cost one more.
+It ``yield``s a :class:`Move` for every state it makes -- each step's (with the step's :class:`Step` for callbacks)
+and each corrector's -- and continues from the state it is sent back: :func:`run` sends it back unchanged for
+sampling, inpainting replaces the known part in between (:mod:`.inpainting`), so no sampler knows of either.
+Scalars are float64 Python floats; the state stays in the caller's dtype. The EDM samplers integrate in the
+variance-exploding form ``x_ve = x / a`` with ``sigma = sqrt(1 - a²) / a`` (:func:`level_to_sigma`), where
+``D(x_ve; sigma) = x_ve - sigma · eps_hat(a · x_ve, a)`` is the denoiser of Karras et al. 2022 (eq. 7 with
+c_out = -sigma, c_in = a). Adding a sampler is one function here and one :class:`SamplerSpec` in :data:`SAMPLERS`.
 """
 from __future__ import annotations
 
 import inspect
 import math
-from dataclasses import dataclass, fields
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Callable, Generator
 
 import torch
-from tqdm.auto import tqdm
 
-from ..config import param
 from ..errors import UserInputError
-from ._util import append_dims, randn
-from .priors import WHITE, Prior
-from .schedule import NoiseSchedule, level_to_sigma, sigma_to_level
+from ._util import append_dims
+from .prediction import Prediction, posterior_mean_coefficients
+from .priors import WHITE
+from .schedule import level_to_sigma, sigma_to_level
 
-Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Predict = Callable[[torch.Tensor, torch.Tensor], Prediction]
 Draw = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -49,7 +49,18 @@ class Step:
     denoised: torch.Tensor   # the sampler's estimate of x0 at this step            [B, ...]
 
 
+@dataclass
+class Move:
+    """A state a sampler made: ``x`` at noise level ``level`` (VP form; None: a report only), and the step it ends
+    (None for a corrector move that stays at its level)."""
+
+    step: Step | None
+    x: torch.Tensor | None
+    level: float
+
+
 Callback = Callable[[Step], None]
+Sampler = Generator[Move, "torch.Tensor | None", torch.Tensor]
 
 
 def check_eta(eta, name: str = "eta") -> float:
@@ -65,11 +76,6 @@ def check_eta(eta, name: str = "eta") -> float:
 
 
 # ---- shared pieces -----------------------------------------------------------------------------------------------
-def _eps(out):
-    """A denoiser's eps_hat: the tensor itself, or the first of ``(eps_hat, v)`` (a learned-variance network)."""
-    return out[0] if isinstance(out, tuple) else out
-
-
 def _full(x: torch.Tensor, value: float) -> torch.Tensor:
     return torch.full((x.shape[0],), value, device=x.device, dtype=x.dtype)                 # [B]
 
@@ -78,52 +84,28 @@ def _clip(x0: torch.Tensor, clip_x0: float | None) -> torch.Tensor:
     return x0 if clip_x0 is None else x0.clamp(-clip_x0, clip_x0)
 
 
-def _denoised_ve(denoise: Denoiser, x_ve: torch.Tensor, sigma: float, clip_x0: float | None) -> torch.Tensor:
+def _denoised_ve(predict: Predict, x_ve: torch.Tensor, sigma: float, clip_x0: float | None) -> torch.Tensor:
     """Karras et al. 2022's D(x; sigma) from the VP eps-model: x - sigma·eps_hat(x / sqrt(1 + sigma²))."""
     a = sigma_to_level(sigma)
-    return _clip(x_ve - sigma * _eps(denoise(x_ve * a, _full(x_ve, a))), clip_x0)
+    return _clip(x_ve - sigma * predict(x_ve * a, _full(x_ve, a)).eps, clip_x0)
 
 
-def _sigmas(schedule: NoiseSchedule, final: float = 1.0) -> list[float]:
-    """EDM sigmas, noisiest first, then the end: 0 (clean data), or the sigma of alpha_bar = ``final``."""
-    end = 0.0 if final >= 1.0 else level_to_sigma(math.sqrt(final))
-    return [level_to_sigma(math.sqrt(ab)) for ab in reversed(schedule.alphas_cumprod.tolist())] + [end]
+def _sigmas(alpha_bars: list[float]) -> list[float]:
+    """EDM sigmas of the levels, the end included (alpha_bar 1: sigma 0)."""
+    return [0.0 if ab >= 1.0 else level_to_sigma(math.sqrt(ab)) for ab in alpha_bars]
 
 
-def _pairs(schedule: NoiseSchedule, final: float = 1.0):
-    """(k, abar_t, abar_prev, last) of every VP step, noisiest first; the last step goes to alpha_bar ``final``
-    (1: clean data; ``last`` is True only for that step to clean data, which adds no noise)."""
-    abar = schedule.alphas_cumprod.tolist()
-    for k in range(len(abar)):
-        i = len(abar) - 1 - k
-        yield k, abar[i], (abar[i - 1] if i > 0 else final), (i == 0 and final >= 1.0)
-
-
-def _project(project, x: torch.Tensor, level: float) -> torch.Tensor:
-    """The caller's projection of the state at ``level`` (inpainting's known region), or x itself."""
-    return x if project is None else project(x, level)
-
-
-def _project_ve(project, x_ve: torch.Tensor, sigma: float) -> torch.Tensor:
-    if project is None:
-        return x_ve
+def _ve_move(step: Step | None, x_ve: torch.Tensor, sigma: float):
+    """Yield a VE state as a VP move at ``sigma``; the state sent back, in VE form (kept as is when unchanged)."""
     a = sigma_to_level(sigma)
-    return project(x_ve * a, a) / a
-
-
-def _steps(items, progress: bool):
-    items = list(items)
-    return tqdm(items, total=len(items), disable=None if progress else True, desc="sampling", leave=False)
+    vp = x_ve * a if sigma > 0 else x_ve
+    back = yield Move(step, vp, a)
+    return x_ve if back is vp else back / a
 
 
 def _norms(t: torch.Tensor) -> torch.Tensor:
     """Per-example L2 norms ``[B]`` (a clip's step never depends on the other clips of its batch)."""
     return t.reshape(t.shape[0], -1).norm(dim=1)
-
-
-def _report(callback: Callback | None, i: int, level: float, x: torch.Tensor, x0: torch.Tensor) -> None:
-    if callback is not None:
-        callback(Step(i, level, x, x0))
 
 
 # ---- DDPM / DDIM -------------------------------------------------------------------------------------------------
@@ -163,52 +145,47 @@ def ddim_step(x_t: torch.Tensor, eps: torch.Tensor, abar_t: float, abar_prev: fl
     return _ddim_update(x_t, eps, abar_t, abar_prev, eta, noise, clip_x0)[0]
 
 
-def sample_ddim(denoise: Denoiser, x: torch.Tensor, schedule: NoiseSchedule, draw: Draw, *, eta: float = 0.0,
-                clip_x0: float | None = None, callback: Callback | None = None, progress: bool = False,
-                project=None, final: float = 1.0) -> torch.Tensor:
+def sample_ddim(predict: Predict, x: torch.Tensor, alpha_bars: list[float], draw: Draw, *, eta: float = 0.0,
+                clip_x0: float | None = None) -> Sampler:
     """DDIM (Song et al. 2021, eq. 12) with sigma_t(eta) of eq. 16; eta = 1 is DDPM's ancestral sampler
     (Ho et al. 2020, Alg. 2). First order in the step size for eta = 0 (it is Euler on the VE ODE)."""
-    for k, abar_t, abar_prev, last in _steps(_pairs(schedule, final), progress):
-        eps = _eps(denoise(x, _full(x, math.sqrt(abar_t))))
-        noise = draw(x) if (eta > 0 and not last) else None
+    for k, (abar_t, abar_prev) in enumerate(zip(alpha_bars, alpha_bars[1:])):
+        eps = predict(x, _full(x, math.sqrt(abar_t))).eps
+        noise = draw(x) if (eta > 0 and abar_prev < 1.0) else None
         x_prev, x0 = _ddim_update(x, eps.to(x.dtype), abar_t, abar_prev, eta, noise, clip_x0)
-        _report(callback, k, math.sqrt(abar_t), x, x0)
-        x = _project(project, x_prev, math.sqrt(abar_prev))
+        x = yield Move(Step(k, math.sqrt(abar_t), x, x0), x_prev, math.sqrt(abar_prev))
     return x
 
 
-def sample_ddpm(denoise: Denoiser, x: torch.Tensor, schedule: NoiseSchedule, draw: Draw, *,
-                clip_x0: float | None = None, callback: Callback | None = None, progress: bool = False,
-                project=None, final: float = 1.0) -> torch.Tensor:
+def sample_ddpm(predict: Predict, x: torch.Tensor, alpha_bars: list[float], draw: Draw, *,
+                clip_x0: float | None = None) -> Sampler:
     """Ancestral sampling, Ho et al. 2020, Alg. 2 (WaveGrad Alg. 2): the posterior mean plus sqrt(beta~)·z.
 
-    A learned-variance network (``denoise -> (eps_hat, v)``) gets Improved DDPM's reverse step instead
-    (Nichol & Dhariwal 2021, eq. 15): the posterior mean plus exp(½·log Sigma_v)·z, with log Sigma_v
-    interpolated by v between log beta and log beta~ of each step pair of ``schedule``.
+    A learned-variance network (a prediction with ``v``) gets Improved DDPM's reverse step instead (Nichol &
+    Dhariwal 2021, eq. 15): the posterior mean plus exp(½·log Sigma_v)·z, with log Sigma_v interpolated by v between
+    log beta and log beta~ of each step pair.
     """
-    for k, abar_t, abar_prev, last in _steps(_pairs(schedule, final), progress):
-        out = denoise(x, _full(x, math.sqrt(abar_t)))
-        if not isinstance(out, tuple):
-            x_prev, x0 = _ddim_update(x, out.to(x.dtype), abar_t, abar_prev, 1.0, None if last else draw(x),
+    for k, (abar_t, abar_prev) in enumerate(zip(alpha_bars, alpha_bars[1:])):
+        out = predict(x, _full(x, math.sqrt(abar_t)))
+        last = abar_prev >= 1.0
+        if out.v is None:
+            x_prev, x0 = _ddim_update(x, out.eps.to(x.dtype), abar_t, abar_prev, 1.0, None if last else draw(x),
                                       clip_x0)
         else:
             x_prev, x0 = _learned_variance_update(x, out, abar_t, abar_prev, None if last else draw, clip_x0)
-        _report(callback, k, math.sqrt(abar_t), x, x0)
-        x = _project(project, x_prev, math.sqrt(abar_prev))
+        x = yield Move(Step(k, math.sqrt(abar_t), x, x0), x_prev, math.sqrt(abar_prev))
     return x
 
 
-def _learned_variance_update(x, out, abar_t: float, abar_prev: float, draw: Draw | None, clip_x0):
+def _learned_variance_update(x, out: Prediction, abar_t: float, abar_prev: float, draw: Draw | None, clip_x0):
     """(x_prev, x0^): the DDPM posterior mean given x0^, plus the learned std times prior noise."""
     from .vlb import learned_log_variance
-    eps, v = (t.to(x.dtype) for t in out)
+    eps, v = out.eps.to(x.dtype), out.v.to(x.dtype)
     x0 = _clip((x - math.sqrt(1.0 - abar_t) * eps) / math.sqrt(abar_t), clip_x0)
-    beta = 1.0 - abar_t / abar_prev
-    mean = (math.sqrt(abar_prev) * beta / (1.0 - abar_t)) * x0 + \
-        (math.sqrt(1.0 - beta) * (1.0 - abar_prev) / (1.0 - abar_t)) * x
+    beta, beta_tilde, c0, ct = posterior_mean_coefficients(abar_t, abar_prev)
+    mean = c0 * x0 + ct * x
     if draw is None:                                                      # the last step: no noise
         return mean, x0
-    beta_tilde = (1.0 - abar_prev) / (1.0 - abar_t) * beta
     logvar = learned_log_variance(v, torch.full((x.shape[0],), beta, dtype=x.dtype, device=x.device),
                                   torch.full((x.shape[0],), math.log(beta_tilde), dtype=x.dtype, device=x.device))
     return mean + torch.exp(0.5 * logvar) * draw(x), x0
@@ -228,69 +205,65 @@ def _gamma(s_churn: float, n: int) -> float:
     return min(s_churn / n, math.sqrt(2.0) - 1.0)
 
 
-def sample_euler(denoise: Denoiser, x: torch.Tensor, schedule: NoiseSchedule, draw: Draw, *, s_churn: float = 0.0,
-                 s_tmin: float = 0.0, s_tmax: float = math.inf, s_noise: float = 1.0, clip_x0: float | None = None,
-                 callback: Callback | None = None, progress: bool = False, project=None,
-                 final: float = 1.0) -> torch.Tensor:
+def sample_euler(predict: Predict, x: torch.Tensor, alpha_bars: list[float], draw: Draw, *, s_churn: float = 0.0,
+                 s_tmin: float = 0.0, s_tmax: float = math.inf, s_noise: float = 1.0,
+                 clip_x0: float | None = None) -> Sampler:
     """Euler steps on the probability-flow ODE dx/dsigma = (x - D(x; sigma))/sigma (Karras et al. 2022, Alg. 2
     without its correction), with its stochastic churn: ``s_churn > 0`` adds noise before each step
     (gamma = min(s_churn/N, sqrt2 - 1) on sigmas in [s_tmin, s_tmax]). First order."""
-    sigmas = _sigmas(schedule, final)
+    sigmas = _sigmas(alpha_bars)
     x = x * math.sqrt(1.0 + sigmas[0] ** 2)                                      # VP -> VE
     gamma = _gamma(s_churn, len(sigmas) - 1)
-    for i in _steps(range(len(sigmas) - 1), progress):
+    for i in range(len(sigmas) - 1):
         x, sigma = _churn(x, sigmas[i], draw, gamma, s_tmin, s_tmax, s_noise)
-        d = _denoised_ve(denoise, x, sigma, clip_x0)
-        _report(callback, i, sigma_to_level(sigma), x * sigma_to_level(sigma), d)
-        x = _project_ve(project, x + (sigmas[i + 1] - sigma) * (x - d) / sigma, sigmas[i + 1])
+        d = _denoised_ve(predict, x, sigma, clip_x0)
+        step = Step(i, sigma_to_level(sigma), x * sigma_to_level(sigma), d)
+        x = yield from _ve_move(step, x + (sigmas[i + 1] - sigma) * (x - d) / sigma, sigmas[i + 1])
     return x * sigma_to_level(sigmas[-1])                                        # VE -> VP (identity at sigma 0)
 
 
-def sample_heun(denoise: Denoiser, x: torch.Tensor, schedule: NoiseSchedule, draw: Draw, *, s_churn: float = 0.0,
-                s_tmin: float = 0.0, s_tmax: float = math.inf, s_noise: float = 1.0, clip_x0: float | None = None,
-                callback: Callback | None = None, progress: bool = False, project=None,
-                final: float = 1.0) -> torch.Tensor:
+def sample_heun(predict: Predict, x: torch.Tensor, alpha_bars: list[float], draw: Draw, *, s_churn: float = 0.0,
+                s_tmin: float = 0.0, s_tmax: float = math.inf, s_noise: float = 1.0,
+                clip_x0: float | None = None) -> Sampler:
     """Karras et al. 2022, Alg. 2: Heun's second-order method on the probability-flow ODE, with churn as
     :func:`sample_euler`. The last step, to sigma = 0, is an Euler step (the correction would divide by 0),
     so N steps cost 2N - 1 evaluations."""
-    sigmas = _sigmas(schedule, final)
+    sigmas = _sigmas(alpha_bars)
     x = x * math.sqrt(1.0 + sigmas[0] ** 2)
     gamma = _gamma(s_churn, len(sigmas) - 1)
-    for i in _steps(range(len(sigmas) - 1), progress):
+    for i in range(len(sigmas) - 1):
         x, sigma = _churn(x, sigmas[i], draw, gamma, s_tmin, s_tmax, s_noise)
         sigma_next = sigmas[i + 1]
-        d = _denoised_ve(denoise, x, sigma, clip_x0)
-        _report(callback, i, sigma_to_level(sigma), x * sigma_to_level(sigma), d)
+        d = _denoised_ve(predict, x, sigma, clip_x0)
+        step = Step(i, sigma_to_level(sigma), x * sigma_to_level(sigma), d)
         slope = (x - d) / sigma
         x_next = x + (sigma_next - sigma) * slope
-        if sigma_next > 0:                                                       # second-order correction
-            slope_next = (x_next - _denoised_ve(denoise, x_next, sigma_next, clip_x0)) / sigma_next
+        if sigma_next > 0:                                                       # Heun's correction
+            slope_next = (x_next - _denoised_ve(predict, x_next, sigma_next, clip_x0)) / sigma_next
             x_next = x + (sigma_next - sigma) * 0.5 * (slope + slope_next)
-        x = _project_ve(project, x_next, sigma_next)
+        x = yield from _ve_move(step, x_next, sigma_next)
     return x * sigma_to_level(sigmas[-1])
 
 
-# ---- DPM-Solver++ (Lu et al. 2022) --------------------------------------------------------------------------------
-def sample_dpmpp_2m(denoise: Denoiser, x: torch.Tensor, schedule: NoiseSchedule, draw: Draw, *,
-                    clip_x0: float | None = None, callback: Callback | None = None,
-                    progress: bool = False, project=None, final: float = 1.0) -> torch.Tensor:
+def sample_dpmpp_2m(predict: Predict, x: torch.Tensor, alpha_bars: list[float], draw: Draw, *,
+                    clip_x0: float | None = None) -> Sampler:
     """DPM-Solver++(2M), Lu et al. 2022, Alg. 2 (multistep, second order, data prediction), in the VE form of
     k-diffusion's ``sample_dpmpp_2m``: with lambda = -log sigma, h = lambda_{i+1} - lambda_i, r = h_{i-1}/h,
     D' = (1 + 1/(2r))·D_i - 1/(2r)·D_{i-1} and x_{i+1} = (sigma_{i+1}/sigma_i)·x_i - expm1(-h)·D'. The first
     step is first order (DDIM); so is the last, to sigma = 0, which lands on D itself. Deterministic."""
-    sigmas = _sigmas(schedule, final)
+    sigmas = _sigmas(alpha_bars)
     x = x * math.sqrt(1.0 + sigmas[0] ** 2)
     d_old, h_old = None, None
-    for i in _steps(range(len(sigmas) - 1), progress):
+    for i in range(len(sigmas) - 1):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        d = _denoised_ve(denoise, x, sigma, clip_x0)
-        _report(callback, i, sigma_to_level(sigma), x * sigma_to_level(sigma), d)
+        d = _denoised_ve(predict, x, sigma, clip_x0)
+        step = Step(i, sigma_to_level(sigma), x * sigma_to_level(sigma), d)
         if sigma_next == 0:
-            x = _project_ve(project, d, 0.0)
+            x = yield from _ve_move(step, d, 0.0)
             continue
         h = math.log(sigma / sigma_next)
         d_mix = d if d_old is None else (1 + 1 / (2 * h_old / h)) * d - (1 / (2 * h_old / h)) * d_old
-        x = _project_ve(project, (sigma_next / sigma) * x - math.expm1(-h) * d_mix, sigma_next)
+        x = yield from _ve_move(step, (sigma_next / sigma) * x - math.expm1(-h) * d_mix, sigma_next)
         d_old, h_old = d, h
     return x * sigma_to_level(sigmas[-1])
 
@@ -310,99 +283,108 @@ def _langevin(x: torch.Tensor, eps: torch.Tensor, scale: float, alpha: float, sn
     return x - step * eps / scale + (2.0 * step).sqrt() * noise
 
 
-def sample_pc(denoise: Denoiser, x: torch.Tensor, schedule: NoiseSchedule, draw: Draw, *, whiten=WHITE.whiten,
-              snr: float = 0.16, n_corrector: int = 1, clip_x0: float | None = None, callback: Callback | None = None,
-              progress: bool = False, project=None, final: float = 1.0) -> torch.Tensor:
+def sample_pc(predict: Predict, x: torch.Tensor, alpha_bars: list[float], draw: Draw, *, whiten=WHITE.whiten,
+              snr: float = 0.16, n_corrector: int = 1, clip_x0: float | None = None) -> Sampler:
     """Predictor-corrector sampling (Song et al. 2021, Alg. 5, VP): at each level ``n_corrector`` Langevin
     corrector steps (snr rule, alpha = 1 - beta_i), then an ancestral DDPM predictor step; the last step adds
     no noise. N steps cost N·(1 + n_corrector) evaluations. snr = 0.16: the paper's CIFAR-10 setting."""
-    for k, abar_t, abar_prev, last in _steps(_pairs(schedule, final), progress):
+    for k, (abar_t, abar_prev) in enumerate(zip(alpha_bars, alpha_bars[1:])):
         level = math.sqrt(abar_t)
         for _ in range(n_corrector):
-            eps = _eps(denoise(x, _full(x, level))).to(x.dtype)
-            x = _project(project, _langevin(x, eps, math.sqrt(1.0 - abar_t), abar_t / abar_prev, snr, draw, whiten),
-                         level)
-        eps = _eps(denoise(x, _full(x, level))).to(x.dtype)
-        x_prev, x0 = _ddim_update(x, eps, abar_t, abar_prev, 1.0, None if last else draw(x), clip_x0)
-        _report(callback, k, level, x, x0)
-        x = _project(project, x_prev, math.sqrt(abar_prev))
+            eps = predict(x, _full(x, level)).eps.to(x.dtype)
+            x = yield Move(None, _langevin(x, eps, math.sqrt(1.0 - abar_t), abar_t / abar_prev, snr, draw, whiten),
+                           level)
+        eps = predict(x, _full(x, level)).eps.to(x.dtype)
+        x_prev, x0 = _ddim_update(x, eps, abar_t, abar_prev, 1.0, None if abar_prev >= 1.0 else draw(x), clip_x0)
+        x = yield Move(Step(k, level, x, x0), x_prev, math.sqrt(abar_prev))
     return x
 
 
-def sample_langevin(denoise: Denoiser, x: torch.Tensor, schedule: NoiseSchedule, draw: Draw, *,
-                    whiten=WHITE.whiten, snr: float = 0.16, n_steps: int = 1, clip_x0: float | None = None,
-                    callback: Callback | None = None, progress: bool = False, project=None,
-                    final: float = 1.0) -> torch.Tensor:
+def sample_langevin(predict: Predict, x: torch.Tensor, alpha_bars: list[float], draw: Draw, *,
+                    whiten=WHITE.whiten, snr: float = 0.16, n_steps: int = 1,
+                    clip_x0: float | None = None) -> Sampler:
     """Annealed Langevin dynamics (Song & Ermon 2019, Alg. 1) in the VE form: ``n_steps`` Langevin steps at
     each level, noisiest first, with the snr step rule of Song et al. 2021 (their 'ald' corrector, alpha = 1),
     then one denoising step D(x; sigma_min) (Jolicoeur-Martineau et al. 2021's final denoise).
     N levels cost N·n_steps + 1 evaluations; it needs many of them (Song & Ermon: 10 levels x 100 steps).
-    Stopped at an intermediate ``final`` level it returns the last level's sample (no denoising step)."""
-    sigmas = _sigmas(schedule)[:-1]
+    Ending at an intermediate level it returns the last level's sample, scaled to that level (no denoising)."""
+    sigmas, end = _sigmas(alpha_bars)[:-1], alpha_bars[-1]
     x = x * math.sqrt(1.0 + sigmas[0] ** 2)
-    for i in _steps(range(len(sigmas)), progress):
-        sigma, a = sigmas[i], sigma_to_level(sigmas[i])
+    for i, sigma in enumerate(sigmas):
+        a = sigma_to_level(sigma)
         for _ in range(n_steps):
-            eps = _eps(denoise(x * a, _full(x, a))).to(x.dtype)
-            x = _project_ve(project, _langevin(x, eps, sigma, 1.0, snr, draw, whiten), sigma)
-        _report(callback, i, a, x * a, _clip(x - sigma * eps, clip_x0))
-    if final < 1.0:
-        return _project(project, x * math.sqrt(final), math.sqrt(final))
-    return _project(project, _denoised_ve(denoise, x, sigmas[-1], clip_x0), 1.0)
+            eps = predict(x * a, _full(x, a)).eps.to(x.dtype)
+            x = yield from _ve_move(None, _langevin(x, eps, sigma, 1.0, snr, draw, whiten), sigma)
+        yield Move(Step(i, a, x * a, _clip(x - sigma * eps, clip_x0)), None, a)
+    final = x * math.sqrt(end) if end < 1.0 else _denoised_ve(predict, x, sigmas[-1], clip_x0)
+    x = yield Move(None, final, math.sqrt(end) if end < 1.0 else 1.0)
+    return x
 
 
-# ---- dispatch -----------------------------------------------------------------------------------------------------
-SAMPLERS: dict[str, Callable] = {"ddpm": sample_ddpm, "ddim": sample_ddim, "euler": sample_euler,
-                                 "heun": sample_heun, "dpmpp-2m": sample_dpmpp_2m, "pc": sample_pc,
-                                 "langevin": sample_langevin}
-# Deterministic given the start (with their default options): what a schedule search can score with one seed.
-DETERMINISTIC = ("ddim", "euler", "heun", "dpmpp-2m")
+# ---- the records ----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SamplerSpec:
+    """Everything the package knows of a sampler, in one place: its loop, its cost in network evaluations, and
+    what it is (callers derive every list, check and help text from these)."""
+
+    name: str
+    fn: Callable[..., Sampler]
+    cost: Callable[..., int]            # network evaluations of N steps: cost(N, **options)
+    deterministic: bool                 # given its start, with its default options
+    multistep: bool                     # reuses earlier steps' estimates (cannot step segment by segment)
+    ode: bool                           # integrates the probability-flow ODE (benchmarks space it by Karras)
+    cite: str                           # what it is and where it comes from, for help texts
+    options: dict = field(default_factory=dict)   # its own options and their defaults (from fn's signature)
+
+    def __post_init__(self) -> None:
+        common = {"predict", "x", "alpha_bars", "draw", "whiten", "clip_x0"}
+        params = inspect.signature(self.fn).parameters.values()
+        object.__setattr__(self, "options", {p.name: p.default for p in params if p.name not in common})
+
+    @property
+    def takes_whiten(self) -> bool:
+        return "whiten" in inspect.signature(self.fn).parameters
 
 
-def sampler_options(name: str) -> dict[str, object]:
-    """The options a sampler takes beyond the common ones, with their defaults (e.g. heun: s_churn, s_noise...)."""
-    common = {"denoise", "x", "schedule", "draw", "whiten", "clip_x0", "callback", "progress", "project", "final"}
-    params = inspect.signature(_sampler(name)).parameters.values()
-    return {p.name: p.default for p in params if p.name not in common}
+SAMPLERS: dict[str, SamplerSpec] = {s.name: s for s in (
+    SamplerSpec("ddpm", sample_ddpm, lambda n, **o: n, deterministic=False, multistep=False, ode=False,
+                cite="ancestral sampling, posterior variance beta~ (Ho et al. 2020, Alg. 2)"),
+    SamplerSpec("ddim", sample_ddim, lambda n, **o: n, deterministic=True, multistep=False, ode=False,
+                cite="DDIM, eta in [0, 1] (Song et al. 2021, eqs. 12, 16); eta = 0 is Euler on the VE ODE"),
+    SamplerSpec("euler", sample_euler, lambda n, **o: n, deterministic=True, multistep=False, ode=True,
+                cite="Euler on the probability-flow ODE, optional churn (Karras et al. 2022, Alg. 2)"),
+    SamplerSpec("heun", sample_heun, lambda n, **o: 2 * n - 1, deterministic=True, multistep=False, ode=True,
+                cite="Heun's 2nd order (Karras et al. 2022, Alg. 2); the last step, to sigma = 0, is Euler"),
+    SamplerSpec("dpmpp-2m", sample_dpmpp_2m, lambda n, **o: n, deterministic=True, multistep=True, ode=True,
+                cite="DPM-Solver++(2M), multistep 2nd order (Lu et al. 2022, Alg. 2)"),
+    SamplerSpec("pc", sample_pc, lambda n, n_corrector=1, **o: n * (1 + int(n_corrector)), deterministic=False,
+                multistep=False, ode=False,
+                cite="predictor-corrector: Langevin corrector + ancestral step (Song et al. 2021, Alg. 5)"),
+    SamplerSpec("langevin", sample_langevin, lambda n, n_steps=1, **o: n * int(n_steps) + 1, deterministic=False,
+                multistep=False, ode=False,
+                cite="annealed Langevin dynamics (Song & Ermon 2019), n_steps per level, then one denoising step"),
+)}
 
 
-def _sampler(name: str) -> Callable:
+def spec(name: str) -> SamplerSpec:
+    """The record of sampler ``name``, or a one-line error listing the samplers."""
     if name not in SAMPLERS:
         raise UserInputError(f"unknown sampler {name!r}; choose from {', '.join(SAMPLERS)}")
     return SAMPLERS[name]
 
 
-def resolve_sampler(sampler: str | None, eta: float | None, options: dict) -> tuple[str, dict]:
-    """(sampler name, its options) from ``sample``'s arguments, checked: ``sampler=None`` keeps the original
-    API (eta = 1: DDPM, the default; any other eta: DDIM(eta)); ``eta`` belongs to DDIM alone."""
-    if sampler is None:
-        sampler = "ddpm" if eta is None or float(eta) == 1.0 else "ddim"
-    known = sampler_options(sampler)
-    options = dict(options)
-    if eta is not None:
-        if sampler == "ddim":
-            options["eta"] = check_eta(eta)
-        elif not (sampler == "ddpm" and float(eta) == 1.0):
-            raise UserInputError(f"eta is DDIM's parameter; sampler {sampler!r} takes none (use sampler='ddim')")
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise UserInputError(f"sampler {sampler!r} takes no option(s) {unknown}; its options are {sorted(known) or 'none'}")
-    return sampler, options
+def sampler_options(name: str) -> dict[str, object]:
+    """The options a sampler takes beyond the common ones, with their defaults (e.g. heun: s_churn, s_noise...)."""
+    return dict(spec(name).options)
 
 
 def nfe(sampler: str, steps: int, **options) -> int:
-    """Network evaluations of ``steps`` steps of ``sampler`` (Heun: 2N - 1; pc: N·(1 + n_corrector);
-    langevin: N·n_steps + 1; the others: N)."""
-    opts = {**sampler_options(sampler), **options}
+    """Network evaluations of ``steps`` steps of ``sampler`` (its record's cost: Heun 2N - 1, pc N·(1 +
+    n_corrector), langevin N·n_steps + 1, the others N)."""
+    record = spec(sampler)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise UserInputError(f"a sampler needs at least one step, got {steps!r}")
-    if sampler == "heun":
-        return 2 * steps - 1
-    if sampler == "pc":
-        return steps * (1 + int(opts["n_corrector"]))
-    if sampler == "langevin":
-        return steps * int(opts["n_steps"]) + 1
-    return steps
+    return record.cost(steps, **{**record.options, **options})
 
 
 def steps_for_nfe(sampler: str, budget: int, **options) -> int:
@@ -410,128 +392,9 @@ def steps_for_nfe(sampler: str, budget: int, **options) -> int:
     one step costs more."""
     if isinstance(budget, bool) or not isinstance(budget, int):
         raise UserInputError(f"the number of network evaluations must be an integer, got {budget!r}")
-    per_step, fixed = nfe(sampler, 2, **options) - nfe(sampler, 1, **options), 0
+    per_step = nfe(sampler, 2, **options) - nfe(sampler, 1, **options)
     fixed = nfe(sampler, 1, **options) - per_step                    # every cost is linear: per_step·N + fixed
     if budget < per_step + fixed:
         raise UserInputError(f"sampler {sampler!r} needs at least {per_step + fixed} network evaluation(s) for one "
                              f"step, got an NFE of {budget}")
     return (budget - fixed) // per_step
-
-
-@torch.no_grad()
-def sample(denoise: Denoiser, shape: tuple[int, ...] | torch.Size, schedule: NoiseSchedule, *,
-           sampler: str | None = None, eta: float | None = None, generator: torch.Generator | None = None,
-           x_T: torch.Tensor | None = None, prior: Prior | None = None,
-           noise: Callable[[torch.Size], torch.Tensor] | None = None, callback: Callback | None = None,
-           progress: bool = False, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32,
-           clip_x0: float | None = None, **options) -> torch.Tensor:
-    """Draw ``x_0 [shape]`` with ``sampler`` over ``schedule`` from ``denoise(x [B, ...], noise_level [B]) -> eps``.
-
-    ``sampler``: one of ``SAMPLERS`` (ddpm, ddim, euler, heun, dpmpp-2m, pc, langevin); ``None`` keeps the
-    original API, ``eta=1`` (the default) DDPM and any other ``eta`` DDIM(eta). ``options`` are the sampler's
-    own (:func:`sampler_options`: ``s_churn`` for euler/heun, ``snr``/``n_corrector`` for pc, ...).
-    Noise: the start ``x_T`` (drawn unless given) and every step's noise are ``prior.color(noise(shape))``,
-    ``noise`` defaulting to standard normal draws from ``generator``, so a seeded generator reproduces the
-    sample exactly. ``clip_x0`` clamps every x0 estimate to [-clip_x0, clip_x0]; ``callback(Step)`` sees
-    each step once, in order. Schedule arithmetic is float64; ``x`` stays in ``dtype``.
-    """
-    name, options = resolve_sampler(sampler, eta, options)
-    prior = prior or WHITE
-    if device is None:
-        device = x_T.device if x_T is not None else (generator.device if generator is not None else "cpu")
-    if noise is None:
-        def noise(size):
-            return randn(size, generator, device, dtype)
-
-    def draw(like: torch.Tensor) -> torch.Tensor:
-        return prior.color(noise(like.shape)).to(like.dtype)
-
-    x = prior.color(noise(torch.Size(shape))).to(dtype) if x_T is None else x_T.to(device=device, dtype=dtype)
-    if "whiten" in inspect.signature(SAMPLERS[name]).parameters:
-        options["whiten"] = prior.whiten
-    return SAMPLERS[name](denoise, x, schedule, draw, clip_x0=clip_x0, callback=callback, progress=progress,
-                          **options)
-
-
-# ---- what to run: a sampler, its options, and a schedule --------------------------------------------------------
-SCHEDULE_KINDS = ("respaced", "karras")
-KARRAS_RHO = 7.0          # Karras et al. 2022, eq. 5 and §3: rho = 7 throughout their experiments
-
-
-@dataclass
-class SamplerOptions:
-    """The samplers' own options, as flags; each applies to the samplers that take it."""
-
-    eta: float | None = param(None, "DDIM's eta: 0 = deterministic DDIM, 1 = DDPM; alone it selects DDIM (Song et "
-                                    "al. 2021, eq. 16)")
-    churn: float | None = param(None, "euler/heun: EDM's S_churn, noise added back before each step (0 = the ODE)",
-                                paper="0-80 (Karras et al. 2022, Table 5)")
-    snr: float | None = param(None, "pc/langevin: signal-to-noise ratio of the Langevin step", paper="0.16 "
-                                    "(Song et al. 2021, CIFAR-10)")
-    corrector_steps: int | None = param(None, "pc: Langevin corrector steps per level", paper="1")
-    langevin_steps: int | None = param(None, "langevin: Langevin steps per level", paper="100 (Song & Ermon 2019)")
-
-    _NAMES = {"churn": "s_churn", "snr": "snr", "corrector_steps": "n_corrector", "langevin_steps": "n_steps"}
-
-    def for_sampler(self, sampler: str, strict: bool = True) -> dict:
-        """The options ``sampler`` takes (eta excluded: it is ``sample``'s own argument). ``strict``: an option
-        set for a sampler that does not take it is a one-line error, else it is left out."""
-        known = sampler_options(sampler)
-        out = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name == "eta" or value is None:
-                continue
-            key = self._NAMES[f.name]
-            if key in known:
-                out[key] = value
-            elif strict:
-                raise UserInputError(f"--{f.name.replace('_', '-')} does not apply to sampler {sampler!r} "
-                                     f"(its options: {', '.join(known) or 'none'})")
-        return out
-
-
-def plan_sampling(train: NoiseSchedule, schedule: str | NoiseSchedule | None = None, steps: int | None = None, *,
-                  sampler: str | None = None, nfe: int | None = None, eta: float | None = None,
-                  stored: dict[str, NoiseSchedule] | None = None, stored_samplers: dict[str, str] | None = None,
-                  start_level: float | None = None, **options) -> tuple[NoiseSchedule, str, dict]:
-    """(schedule, sampler, options) for sampling a network trained on ``train``, every argument checked.
-
-    ``schedule``: a NoiseSchedule, a name in ``stored`` (whose ``stored_samplers`` entry is the default
-    sampler), ``"respaced"`` (default: ``train`` respaced uniformly) or ``"karras"`` (rho = 7 spacing between
-    ``train``'s sigma range); the latter two get ``steps`` steps, or as many as ``nfe`` evaluations of the
-    sampler pay for, or ``len(train)``. A schedule noisier than ``train`` is refused: the network never saw it.
-    ``start_level`` (a shallow start): only levels >= it, i.e. ``train`` cut there before respacing, Karras' sigma_max
-    lowered to its sigma, a given or stored schedule's noisier steps dropped (:meth:`NoiseSchedule.truncate`).
-    """
-    stored, stored_samplers = stored or {}, stored_samplers or {}
-    if isinstance(schedule, str) and schedule not in SCHEDULE_KINDS and schedule not in stored:
-        raise UserInputError(f"no schedule named {schedule!r} (use {' or '.join(SCHEDULE_KINDS)}, or a stored one: "
-                             f"{', '.join(sorted(stored)) or 'none stored'}; `wavegrad search-schedule` stores them)")
-    if sampler is None and eta is None and isinstance(schedule, str):
-        sampler = stored_samplers.get(schedule)
-    name, options = resolve_sampler(sampler, eta, options)
-    if steps is not None and nfe is not None:
-        raise UserInputError("give the number of steps or of network evaluations (nfe), not both")
-    if start_level is not None and not 0.0 < float(start_level) <= 1.0:
-        raise UserInputError(f"the start level a0 must lie in (0, 1], got {start_level}")
-    if isinstance(schedule, NoiseSchedule) or schedule in stored:
-        sched = schedule if isinstance(schedule, NoiseSchedule) else stored[schedule]
-        if steps is not None or nfe is not None:
-            raise UserInputError(f"schedule {schedule if isinstance(schedule, str) else ''} has its own {len(sched)} "
-                                 "steps: drop steps/nfe")
-        sched = sched if start_level is None else sched.truncate(start_level)
-    else:
-        base = train if start_level is None else train.truncate(start_level)
-        n = steps if steps is not None else (steps_for_nfe(name, nfe, **options) if nfe is not None else len(base))
-        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(base):
-            where = "" if start_level is None else f" below the start level {start_level:g}"
-            raise UserInputError(f"steps must be an integer in [1, {len(base)}]{where}, got {n!r}")
-        sched = base.respace(n) if (schedule or "respaced") == "respaced" or len(base) < 2 else \
-            NoiseSchedule.karras(n, float(base.sigmas[0]), float(base.sigmas[-1]), KARRAS_RHO)
-    lo = float(train.noise_levels[-1])
-    if float(sched.noise_levels[-1]) < lo * (1 - 1e-6):
-        raise UserInputError(f"the schedule starts at noise level {float(sched.noise_levels[-1]):.3g} (sigma "
-                             f"{float(sched.sigmas[-1]):.3g}), noisier than the network was trained on (level {lo:.3g}, "
-                             f"sigma {float(train.sigmas[-1]):.3g}); use a schedule within the trained range")
-    return sched, name, options

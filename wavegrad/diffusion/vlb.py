@@ -26,6 +26,7 @@ from typing import Callable
 import torch
 
 from ._util import append_dims
+from .prediction import as_predictor, posterior_mean_coefficients
 from .priors import WHITE, Prior
 from .schedule import NoiseSchedule
 
@@ -57,13 +58,7 @@ def discretized_gaussian_log_likelihood(x: torch.Tensor, mean: torch.Tensor, log
     return torch.where(x < -edge, log_cdf_plus, torch.where(x > edge, log_one_minus_cdf_min, log_mass))
 
 
-def posterior(abar_t: torch.Tensor, abar_prev: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """(beta, beta~, coefficient of x0, coefficient of x_t) of q(x_prev | x_t, x0), per example ``[B]``."""
-    beta = 1.0 - abar_t / abar_prev
-    beta_tilde = (1.0 - abar_prev) / (1.0 - abar_t) * beta
-    coef_x0 = abar_prev.sqrt() * beta / (1.0 - abar_t)
-    coef_xt = (1.0 - beta).sqrt() * (1.0 - abar_prev) / (1.0 - abar_t)
-    return beta, beta_tilde, coef_x0, coef_xt
+posterior = posterior_mean_coefficients   # (beta, beta~, coefficient of x0, coefficient of x_t), per example [B]
 
 
 def learned_log_variance(v: torch.Tensor, beta: torch.Tensor, log_beta_tilde: torch.Tensor) -> torch.Tensor:
@@ -158,6 +153,7 @@ def nll_bpd(denoise: Callable, x0: torch.Tensor, schedule: NoiseSchedule, *, gen
     from ._util import randn
     from .objective import q_sample
     abar = schedule.alphas_cumprod.to(x0.device)                                     # float64 [T]
+    predict = as_predictor(denoise)
     fallback = posterior(abar[1:2], abar[0:1])[1] if len(schedule) > 1 else (1 - abar[0:1])
     x = x0.double()
     terms = torch.zeros(len(schedule), x0.shape[0], dtype=torch.float64, device=x0.device)
@@ -165,8 +161,7 @@ def nll_bpd(denoise: Callable, x0: torch.Tensor, schedule: NoiseSchedule, *, gen
                   desc="bits/dim", leave=False):
         level = torch.full((x0.shape[0],), float(abar[i].sqrt()), device=x0.device, dtype=x0.dtype)
         x_t = q_sample(x0, level, randn(x0.shape, generator, x0.device, x0.dtype))
-        out = denoise(x_t, level)
-        eps_hat, v = (out if isinstance(out, tuple) else (out, None))
+        eps_hat, v = predict(x_t, level)
         abar_prev = abar[i - 1] if i > 0 else torch.ones((), dtype=torch.float64, device=x0.device)
         terms[i] = vlb_term(x, x_t.double(), abar[i].expand(x0.shape[0]), abar_prev.expand(x0.shape[0]),
                             eps_hat.double(), None if v is None else v.double(), fallback.expand(x0.shape[0]),

@@ -35,6 +35,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..config import from_dict, param
+from ..diffusion.prediction import Prediction, prediction_of
 from ..errors import UserInputError
 from .embedding import noise_level_embedding
 
@@ -327,8 +328,8 @@ def guided_denoiser(model: ImageUNet, labels: torch.Tensor | None = None, guidan
     def denoise(x: torch.Tensor, level: torch.Tensor):
         y = labels.to(x.device)
         null = torch.full_like(y, model.null_label)
-        out = model(torch.cat([x, x]), torch.cat([level, level]), torch.cat([y, null]))
-        eps_c, eps_u = (out[0] if isinstance(out, tuple) else out).chunk(2)
+        out = prediction_of(model(torch.cat([x, x]), torch.cat([level, level]), torch.cat([y, null])))
+        eps_c, eps_u = out.eps.chunk(2)
         eps = (1.0 + guidance) * eps_c - guidance * eps_u
-        return (eps, out[1].chunk(2)[0]) if isinstance(out, tuple) else eps   # v: the conditional branch's
+        return eps if out.v is None else Prediction(eps, out.v.chunk(2)[0])   # v: the conditional branch's
     return denoise

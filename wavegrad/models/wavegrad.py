@@ -34,8 +34,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..errors import UserInputError
 from ..config import from_dict
+from ..errors import UserInputError
 from .embedding import noise_level_embedding
 from .layers import Conv, body_format
 
@@ -105,11 +105,11 @@ class WaveGradConfig:
         n = len(self.upsample_factors)
         for name in ("n_mels", "hop_length", "mel_channels", "ublocks_per_scale"):
             if int(getattr(self, name)) <= 0:
-                raise ValueError(f"WaveGradConfig.{name} must be a positive integer, got {getattr(self, name)!r}")
+                raise UserInputError(f"WaveGradConfig.{name} must be a positive integer, got {getattr(self, name)!r}")
         if n == 0 or any(f <= 0 for f in self.upsample_factors):
-            raise ValueError(f"WaveGradConfig.upsample_factors must be positive integers, got {self.upsample_factors}")
+            raise UserInputError(f"WaveGradConfig.upsample_factors must be positive integers, got {self.upsample_factors}")
         if math.prod(self.upsample_factors) != self.hop_length:
-            raise ValueError(
+            raise UserInputError(
                 f"WaveGradConfig.upsample_factors {self.upsample_factors} multiply to "
                 f"{math.prod(self.upsample_factors)}, but the mel hop_length is {self.hop_length}: the network "
                 f"must upsample one mel frame to exactly one hop of samples. Use factors multiplying to "
@@ -117,13 +117,13 @@ class WaveGradConfig:
                 f"hop_length={math.prod(self.upsample_factors)} if your mels really have that hop")
         for name in ("upsample_channels", "upsample_dilations", "downsample_channels"):
             if len(getattr(self, name)) != n:
-                raise ValueError(f"WaveGradConfig.{name} has {len(getattr(self, name))} entries but there are "
+                raise UserInputError(f"WaveGradConfig.{name} has {len(getattr(self, name))} entries but there are "
                                  f"{n} upsample_factors; give one entry per UBlock")
         if any(len(ds) != 4 for ds in self.upsample_dilations):
-            raise ValueError("each WaveGradConfig.upsample_dilations entry needs 4 dilations "
+            raise UserInputError("each WaveGradConfig.upsample_dilations entry needs 4 dilations "
                              f"(one per 3x1 conv of a UBlock, Fig. 4), got {self.upsample_dilations}")
         if min(self.upsample_channels + self.downsample_channels) <= 0 or not self.dblock_dilations:
-            raise ValueError("WaveGradConfig channel counts must be positive and dblock_dilations non-empty")
+            raise UserInputError("WaveGradConfig channel counts must be positive and dblock_dilations non-empty")
 
     # ---- presets -------------------------------------------------------------------------------
     @classmethod

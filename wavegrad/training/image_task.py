@@ -19,6 +19,7 @@ from ..config import param, to_dict
 from ..data.images import (CIFAR10_CLASSES, MNIST_CLASSES, ImageDataset, cifar10_class_names, make_grid,
                            read_cifar10, read_mnist, save_grid)
 from ..diffusion import ScheduleConfig, diffusion_loss, eps_loss, q_sample
+from ..diffusion.prediction import prediction_of
 from ..diffusion.vlb import hybrid_loss
 from ..errors import UserInputError
 from ..images import FAMILY, sample_images
@@ -155,7 +156,7 @@ class ImageTask:
         level = self.schedule.noise_levels[t].float().to(device)
         eps = torch.randn(x0.shape, generator=g).to(device)
         out = model(q_sample(x0, level, eps), level, self._labels(batch, drop=False))
-        eps_hat = out[0] if isinstance(out, tuple) else out
+        eps_hat = prediction_of(out).eps
         return float(eps_loss(eps_hat, eps, "l2"))
 
     def checkpoint_meta(self) -> dict[str, Any]:

@@ -119,6 +119,26 @@ def _fit(task, run, resume: str | None) -> tuple[Trainer, Path | None]:
     return trainer, trainer.fit()
 
 
+def image_presets(dataset: str, paper_model, quick_model, *, paper_steps: int, flip: bool) -> dict[str, ImageRun]:
+    """The two presets of every image recipe: Ho et al. 2020's optimisation ("paper": Adam 2e-4 with 5000 warm-up
+    steps, batch 128, clip 1, EMA 0.9999, L2 on eps) and a CPU quick start ("quick": batch 16, lr 1e-3, EMA 0.999,
+    1.5 minutes); ``flip``: random horizontal flips (CIFAR-10 yes, digits no)."""
+    from ..config import replace
+    common = {"train.grad_clip": 1.0, "train.loss": "l2", "data.random_flip": flip}
+    return {
+        "paper": replace(ImageRun(dataset=dataset, model=paper_model), **common, **{
+            "train.run_dir": f"runs/{dataset}", "train.batch_size": 128, "train.lr": 2e-4,
+            "train.lr_warmup_steps": 5000, "train.ema_decay": 0.9999, "train.max_steps": paper_steps,
+            "train.log_every": 100, "train.val_every": 5000, "train.ckpt_every": 5000, "train.num_workers": 4,
+            "data.val_n": 64, "data.val_steps": 100}),
+        "quick": replace(ImageRun(dataset=dataset, model=quick_model), **common, **{
+            "train.run_dir": f"runs/{dataset}-quick", "train.batch_size": 16, "train.lr": 1e-3,
+            "train.lr_warmup_steps": 50, "train.ema_decay": 0.999, "train.max_steps": 100_000,
+            "train.max_minutes": 1.5, "train.log_every": 25, "train.val_every": 500, "train.ckpt_every": 500,
+            "train.num_workers": 0, "data.val_n": 16, "data.val_steps": 25}),
+    }
+
+
 def image_recipe(dataset: str, presets: dict[str, ImageRun], description: str, argv=None) -> int:
     """The body of ``recipes/mnist.py`` and ``recipes/cifar10.py``: ``--preset`` (or ``--quick``) picks the
     defaults of every flag of :class:`ImageRun`; train; say where the checkpoint and the last grid are."""

@@ -12,6 +12,7 @@ from ..audio import MelConfig, MelFeaturizer, write_audio
 from ..audio.consistency import RECOMMENDED
 from ..audio.metrics import log_mel_l1
 from ..audio.priors import PriorConfig, build_prior, prior_statistics
+from ..bundle import VocoderBundle
 from ..config import param, to_dict
 from ..diffusion import ScheduleConfig, diffusion_loss
 from ..diffusion.vlb import hybrid_loss
@@ -137,11 +138,9 @@ class VocoderTask:
             writer.add_image("val/trajectory", np.asarray(im.convert("RGB")), step, dataformats="HWC")
 
     def checkpoint_meta(self) -> dict[str, Any]:
-        return {"family": self.family, "architecture": self.architecture, "model_config": self.model_cfg.to_dict(),
-                "mel_config": self.mel_cfg.to_dict(), "data_config": to_dict(self.data_cfg),
-                "schedule_config": to_dict(self.sched_cfg), "schedules": {},
-                "prior": {"config": to_dict(self.prior_cfg), "stats": dict(self.prior_stats)},
-                "consistency": to_dict(RECOMMENDED)}
+        bundle = VocoderBundle(self.architecture, self.model_cfg, self.mel_cfg, self.schedule, prior=self.prior_cfg,
+                               prior_stats=dict(self.prior_stats), consistency=RECOMMENDED)
+        return bundle.to_dict() | {"data_config": to_dict(self.data_cfg), "schedule_config": to_dict(self.sched_cfg)}
 
     # what checkpoints written before these entries existed were: WaveGrad, white noise
     legacy_identity = {"architecture": "wavegrad",
