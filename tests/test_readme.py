@@ -50,6 +50,7 @@ wav = voc(mel[0], steps=6)
 wav = voc(mel[0], schedule="search-6", eta=0.0)
 wav = voc(mel[0], steps=6, sampler="heun")
 wav = voc(mel[0], steps=6, consistency="gla")
+voc = Vocoder.from_checkpoint(path, precision="bf16", compile=True)
 '''
 
 

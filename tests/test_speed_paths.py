@@ -4,6 +4,7 @@ formulas written out plainly, and the bf16 inference path against fp32 on the sa
 Speed itself is never asserted here (see ``python -m wavegrad.benchmarks.speed``).
 """
 import dataclasses
+import warnings
 
 import pytest
 import torch
@@ -204,3 +205,76 @@ def test_speed_benchmark_smoke(capsys):
                 "--precision", "fp32"])
     out = capsys.readouterr().out
     assert "[fp32]" in out and "torch=" in out and "threads=" in out and "tiny" in out
+
+
+# ---- compiled inference ------------------------------------------------------------------------------------------
+def _mels(*frames):
+    g = torch.Generator().manual_seed(0)
+    return [torch.randn(80, f, generator=g) - 5.0 for f in frames]
+
+
+def test_compiled_vocoding_feeds_the_network_one_fixed_shape():
+    """With compile, every window batch is padded to batch_size windows of chunk + overlap frames (a compiled
+    network sees one shape); clips of at least that length give what the eager path gives."""
+    from wavegrad.models.precision import Compiled
+    torch.manual_seed(0)
+    net = WaveGrad(WaveGradConfig.tiny())
+    shapes = []
+    voc = Vocoder(net, MelConfig(), NoiseSchedule.linear(1000))
+    eager = voc.vocode_batch(_mels(300, 40, 9), steps=2, seed=0, chunk_frames=64, overlap_frames=32, batch_size=2)
+    fixed = Vocoder(net, MelConfig(), NoiseSchedule.linear(1000))
+    fixed.network = Compiled.__new__(Compiled)
+    fixed.network.fn = lambda *a: (shapes.append(tuple(a[0].shape)), net.denoise(*a))[1]
+    fixed.network.compiled = None
+    out = fixed.vocode_batch(_mels(300, 40, 9), steps=2, seed=0, chunk_frames=64, overlap_frames=32, batch_size=2)
+    assert set(shapes) == {(2, 96 * 256)}
+    torch.testing.assert_close(out[0], eager[0], rtol=0, atol=1e-3)              # windowed throughout: the same
+    assert all(torch.isfinite(w).all() for w in out)
+
+
+def test_compile_falls_back_to_eager_with_one_warning(monkeypatch):
+    """Where torch.compile cannot compile (no C++ compiler...), the network runs eagerly after one warning."""
+    def broken(fn, **kw):
+        def call(*a):
+            raise RuntimeError("no C++ compiler found")
+        return call
+    monkeypatch.setattr(torch, "compile", broken)
+    torch.manual_seed(0)
+    net = WaveGrad(WaveGradConfig.tiny())
+    mel = _mels(20)[0]
+    eager = Vocoder(net, MelConfig(), NoiseSchedule.linear(1000)).vocode_batch([mel], steps=2, seed=0)[0]
+    voc = Vocoder(net, MelConfig(), NoiseSchedule.linear(1000), compile=True)
+    with pytest.warns(UserWarning, match="could not compile"):
+        out = voc.vocode_batch([mel], steps=2, seed=0)[0]
+    assert voc.network.compiled is None and torch.isfinite(out).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                                                   # only once
+        voc.vocode_batch([mel], steps=2, seed=0)
+    assert out.shape == eager.shape
+
+
+@pytest.mark.slow
+def test_compiled_network_equals_eager_within_float_tolerance():
+    """torch.compile (inductor) of WaveGrad tiny: the same vocoding as eager within float rounding (compiles once,
+    30-60 s on two CPU cores). The clip spans whole windows, so the fixed shape pads nothing (a clip shorter than
+    a window is padded to it, and its last frames then differ as next to a longer clip in a batch)."""
+    torch.manual_seed(0)
+    net = WaveGrad(WaveGradConfig.tiny())
+    mels = _mels(400)
+    eager = Vocoder(net, MelConfig(), NoiseSchedule.linear(1000)).vocode_batch(mels, steps=3, seed=0)[0]
+    voc = Vocoder(net, MelConfig(), NoiseSchedule.linear(1000), compile=True)
+    assert voc.warm_up() > 0
+    torch.testing.assert_close(voc.vocode_batch(mels, steps=3, seed=0)[0], eager, rtol=0, atol=2e-3)
+
+
+def test_auto_precision_is_bf16_only_on_cpus_with_hardware_bf16(monkeypatch):
+    import wavegrad.models.precision as P
+    torch.manual_seed(0)
+    net = WaveGrad(WaveGradConfig.tiny())
+    monkeypatch.setattr(P, "cpu_has_fast_bf16", lambda: False)
+    assert Vocoder(net, MelConfig(), NoiseSchedule.linear(1000)).precision == "fp32"
+    monkeypatch.setattr(P, "cpu_has_fast_bf16", lambda: True)
+    assert Vocoder(net, MelConfig(), NoiseSchedule.linear(1000)).precision == "bf16"
+    assert Vocoder(net, MelConfig(), NoiseSchedule.linear(1000), precision="fp32").precision == "fp32"
+    with pytest.raises(UserInputError, match="precision must be one of auto, fp32, bf16"):
+        Vocoder(net, MelConfig(), NoiseSchedule.linear(1000), precision="fp16")

@@ -20,10 +20,23 @@ SUBCOMMANDS = {"train": "train", "vocode": "vocode", "search-schedule": "search"
 def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="wavegrad", formatter_class=HelpFormatter,
                                 description="WaveGrad diffusion vocoder and image diffusion toolkit.")
+    p.add_argument("--version", action="version", version=_version(),
+                   help="the version, and what decides the network's speed here (CPU features, bf16, CUDA)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, module in SUBCOMMANDS.items():
         importlib.import_module(f"wavegrad.commands.{module}").register(sub, name)
     return p
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    from .models.precision import hardware
+    try:
+        mine = version("wavegrad")
+    except PackageNotFoundError:
+        mine = "unknown (not installed)"
+    return f"wavegrad {mine}; {hardware()}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

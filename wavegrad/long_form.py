@@ -128,8 +128,12 @@ class WindowedDenoiser:
 
     def __init__(self, model, mels: Sequence[torch.Tensor], *, chunk_frames: int | None = None,
                  overlap_frames: int = 32, batch_size: int | None = None, pad_value: float = 0.0,
-                 precision: str = "fp32"):
+                 precision: str = "fp32", network=None, fixed: bool = False):
         self.model, self.precision = model, precision
+        self.network = network or model.denoise      # the network's call (compiled or not; Vocoder decides)
+        # fixed: every window batch padded to batch_size windows of chunk + overlap frames, so a compiled
+        # network sees one input shape whatever the clips' lengths (shorter clips' windows padded with silence)
+        self.fixed = (batch_size or len(mels), chunk_frames + overlap_frames) if fixed and chunk_frames else None
         self.hop = model.cfg.hop_length
         self.device, dtype = mels[0].device, mels[0].dtype
         self.lengths = [mel.shape[-1] * self.hop for mel in mels]
@@ -144,10 +148,14 @@ class WindowedDenoiser:
         with network_autocast(self.device, precision):
             self.features = [model.encode_mel(self._mel_batch(mels, b, pad_value)) for b in self.batches]
 
+    def _shape(self, batch) -> tuple[int, int]:
+        """(windows, frames) of a batch's network input: its own, or the fixed shape."""
+        return self.fixed or (len(batch), max(z - a for _, a, z, _ in batch))
+
     def _mel_batch(self, mels, batch, pad_value: float) -> torch.Tensor:
         """[b, n_mels, L] of a window batch, shorter windows padded with the silence level."""
-        longest = max(z - a for _, a, z, _ in batch)
-        out = torch.full((len(batch), mels[0].shape[0], longest), pad_value, device=self.device, dtype=mels[0].dtype)
+        rows, longest = self._shape(batch)
+        out = torch.full((rows, mels[0].shape[0], longest), pad_value, device=self.device, dtype=mels[0].dtype)
         for r, (c, a, z, _) in enumerate(batch):
             out[r, :, :z - a] = mels[c][:, a:z]
         return out
@@ -156,13 +164,14 @@ class WindowedDenoiser:
         """eps [B, T_max], or a Prediction (eps, v) for a learned-variance network (both joined the same way)."""
         hop, outs = self.hop, None
         for batch, feats in zip(self.batches, self.features):
-            longest = max(z - a for _, a, z, _ in batch) * hop
-            x_in = x.new_zeros((len(batch), longest))                                # [b, L * hop]
+            rows, longest = self._shape(batch)
+            x_in = x.new_zeros((rows, longest * hop))                                # [b, L * hop]
             for r, (c, a, z, _) in enumerate(batch):
                 x_in[r, :(z - a) * hop] = x[c, a * hop:z * hop]
-            lv = level[torch.tensor([c for c, _, _, _ in batch], device=level.device)]   # [b]
+            clips = [c for c, _, _, _ in batch] + [batch[0][0]] * (rows - len(batch))  # padding rows: any level
+            lv = level[torch.tensor(clips, device=level.device)]                        # [b]
             with network_autocast(self.device, self.precision):
-                out = self.model.denoise(x_in, self.model.noise_embeddings(lv), feats)
+                out = self.network(x_in, self.model.noise_embeddings(lv), feats)
             out = prediction_of(out)
             out = (out.eps,) if out.v is None else (out.eps, out.v)
             outs = outs or tuple(torch.zeros_like(x) for _ in out)                    # [B, T_max] each

@@ -36,7 +36,7 @@ from .diffusion import NoiseSchedule, Prior, Step, inpaint, sample
 from .diffusion._util import randn
 from .errors import UserInputError
 from .long_form import WindowedDenoiser, clip_noise, group_clips, window_options
-from .models.precision import check_precision, cpu_has_fast_bf16
+from .models.precision import Compiled, check_precision, cpu_has_fast_bf16
 
 # ≈ 3 s at hop 256 / 22.05 kHz. Measured for base on 2 CPU cores (15 s of audio): 256 frames ran at 0.58 s/it per
 # audio-s and 1.0 GB peak RSS, 512 at 0.76 s and 1.4 GB (activations of a 6 s window fall out of cache), 128 at
@@ -67,11 +67,11 @@ class Vocoder:
 
     def __init__(self, model, mel_config=None, train_schedule: NoiseSchedule | None = None,
                  schedules: dict[str, NoiseSchedule] | None = None, device: str | torch.device = "cpu",
-                 precision: str = "fp32", schedule_samplers: dict[str, str] | None = None, prior=None,
+                 precision: str = "auto", schedule_samplers: dict[str, str] | None = None, prior=None,
                  prior_stats: dict | None = None, consistency: Consistency | None = None, *,
-                 bundle: VocoderBundle | None = None):
-        self.precision = check_precision(precision)    # "bf16": network calls under bf16 autocast
+                 bundle: VocoderBundle | None = None, compile: bool = False):
         self.device = torch.device(device)
+        self.precision = check_precision(precision, self.device)    # "bf16": network calls under bf16 autocast
         if self.precision == "bf16" and self.device.type == "cpu" and not cpu_has_fast_bf16():
             warnings.warn("bf16 was asked for on a CPU without hardware bf16: it will be much slower than "
                           "fp32 here (use precision='fp32')", stacklevel=2)
@@ -80,6 +80,8 @@ class Vocoder:
                                                  **{k: v for k, v in (("prior", prior), ("prior_stats", prior_stats),
                                                                       ("consistency", consistency)) if v is not None})
         self.model = model.to(self.device).eval()
+        # compile: the network's call under torch.compile, fed windows of one fixed shape (long_form.py)
+        self.network = Compiled(self.model.denoise) if compile else None
         self.featurizer = MelFeaturizer(self.mel_config).to(self.device)
 
     mel_config = property(lambda self: self.bundle.mel_config)
@@ -93,24 +95,37 @@ class Vocoder:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu", use_ema: bool = True,
-                        precision: str = "fp32") -> "Vocoder":
-        """The vocoder of a checkpoint file, a run folder's newest checkpoint, or an export folder."""
+                        precision: str = "auto", compile: bool = False) -> "Vocoder":
+        """The vocoder of a checkpoint file, a run folder's newest checkpoint, or an export folder; ``compile``: the
+        network under ``torch.compile`` (see :meth:`warm_up`)."""
         check_precision(precision)
         bundle, weights, source = load_vocoder(path, use_ema)
         from .checkpoint import rebuilding_from
         with rebuilding_from(source, "vocoder", "re-export it with this wavegrad"):
             model = bundle.network(weights)
-        return cls(model, device=device, precision=precision, bundle=bundle)
+        return cls(model, device=device, precision=precision, bundle=bundle, compile=compile)
 
     @classmethod
     def from_pretrained(cls, source: str | Path, device: str | torch.device = "cpu",
-                        precision: str = "fp32") -> "Vocoder":
+                        precision: str = "auto", compile: bool = False) -> "Vocoder":
         """The vocoder of an exported folder (``wavegrad export``, :meth:`save_pretrained`), or of a Hugging Face Hub
         repository id ("user/name"; needs huggingface_hub: ``pip install wavegrad[hub]``, and the network)."""
         from .checkpoint import hub_download
         folder = Path(source)
         return cls.from_checkpoint(folder if folder.exists() else hub_download(str(source)), device,
-                                   precision=precision)
+                                   precision=precision, compile=compile)
+
+    def warm_up(self, batch_size: int = 1, chunk_frames: int = DEFAULT_CHUNK_FRAMES,
+                overlap_frames: int | None = None) -> float:
+        """Compile the network for the window shape of calls with these options (one short vocoding of silence);
+        the seconds compiling took (0 when not compiling), so that a timing can leave them out."""
+        if self.network is None:
+            return 0.0
+        before = self.network.compile_seconds
+        self.vocode_batch([torch.full((self.mel_config.n_mels, 1), self.silence_level)], steps=1, seed=0,
+                          batch_size=batch_size, chunk_frames=chunk_frames, overlap_frames=overlap_frames,
+                          consistency="none")
+        return self.network.compile_seconds - before
 
     def save_pretrained(self, folder: str | Path) -> Path:
         """``folder/model.safetensors`` (the weights this Vocoder runs) and ``folder/config.json`` (its bundle)."""
@@ -152,7 +167,8 @@ class Vocoder:
     # -- vocoding -----------------------------------------------------------------------------------------------------
     def _denoiser(self, mels, plan: VocodingPlan, windows: dict):
         """The network bound to ``mels`` in windows, made mel-consistent as ``plan`` says."""
-        denoise = WindowedDenoiser(self.model, mels, pad_value=self.silence_level, precision=self.precision, **windows)
+        denoise = WindowedDenoiser(self.model, mels, pad_value=self.silence_level, precision=self.precision,
+                                   network=self.network, fixed=self.network is not None, **windows)
         if not plan.consistency.active:
             return denoise
         levels = plan.sampling.schedule.noise_levels.flip(0).tolist()                  # noisiest first

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import torch
 
-from ..models.precision import cpu_has_fast_bf16
+from ..models.precision import hardware
 
 SAMPLE_RATE = 22050  # the default MelConfig; the presets' hop is 256
 
@@ -107,7 +107,8 @@ def network(preset: str):
     return (DiffWave if isinstance(cfg, DiffWaveConfig) else WaveGrad)(cfg)
 
 
-def bench_preset(preset: str, seconds: float, device: torch.device, precision: str, iters: int) -> dict:
+def bench_preset(preset: str, seconds: float, device: torch.device, precision: str, iters: int,
+                 compiled: bool = False) -> dict:
     from torch.utils.flop_counter import FlopCounterMode
 
     from wavegrad.models import count_parameters
@@ -123,13 +124,18 @@ def bench_preset(preset: str, seconds: float, device: torch.device, precision: s
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
+    run = torch.compile(net, dynamic=False) if compiled else net
+
     def call():
         with torch.inference_mode(), _autocast(device, precision):
-            return net(x, level, mel)
+            return run(x, level, mel)
 
-    with FlopCounterMode(display=False) as counter:
-        call()
+    with FlopCounterMode(display=False) as counter, torch.inference_mode(), _autocast(device, precision):
+        net(x, level, mel)
     flops = counter.get_total_flops()
+    t0 = time.perf_counter()
+    call()                                                                      # compiles, when compiling
+    compile_s = time.perf_counter() - t0 if compiled else 0.0
     times = _timed(call, iters, device)
     t, best = statistics.median(times), min(times)
     if device.type == "cuda":
@@ -137,7 +143,7 @@ def bench_preset(preset: str, seconds: float, device: torch.device, precision: s
     else:
         peak_mem = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024     # Linux: KiB
     return dict(preset=preset, params=count_parameters(net), audio_s=audio_s, s_per_iter=t, best_s_per_iter=best,
-                flops=flops, peak_mem=peak_mem)
+                flops=flops, peak_mem=peak_mem, compile_s=compile_s)
 
 
 def _random_vocoder(preset: str, device: torch.device, precision: str, prior: str = "white"):
@@ -193,8 +199,10 @@ def bench_long(preset: str, seconds: float, device: torch.device, precision: str
                 finite=bool(torch.isfinite(wav).all()))
 
 
-def bench_train(device: torch.device, precision: str, iters: int, batch: int = 4, length: int = 7168) -> dict:
-    """Samples/s of one full Adam step of the base preset (featurizer fp32, network under autocast)."""
+def bench_train(device: torch.device, precision: str, iters: int, batch: int = 4, length: int = 7168,
+                compiled: bool = False) -> dict:
+    """Samples/s of one full Adam step of the base preset (featurizer fp32, network under autocast; ``compiled``:
+    the network's forward and backward under torch.compile)."""
     from wavegrad.audio import MelConfig, MelFeaturizer
     from wavegrad.diffusion import NoiseSchedule
     from wavegrad.diffusion.objective import draw_noise_level, eps_loss, q_sample
@@ -206,6 +214,7 @@ def bench_train(device: torch.device, precision: str, iters: int, batch: int = 4
     sched = NoiseSchedule.linear(1000)
     g = torch.Generator().manual_seed(0)
     audio = (0.3 * torch.randn(batch, length, generator=g)).clamp(-1, 1).to(device)
+    forward = torch.compile(net, dynamic=False) if compiled else net
 
     def step():
         with torch.no_grad():
@@ -213,15 +222,18 @@ def bench_train(device: torch.device, precision: str, iters: int, batch: int = 4
         level = draw_noise_level(sched, batch).to(device=device, dtype=audio.dtype)
         eps = torch.randn_like(audio)
         with _autocast(device, precision):
-            eps_hat = net(q_sample(audio, level, eps), level, mel)
+            eps_hat = forward(q_sample(audio, level, eps), level, mel)
         loss = eps_loss(eps_hat.float(), eps)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
 
-    times = _timed(step, iters, device)  # its warm-up call also creates the Adam state
+    t0 = time.perf_counter()
+    step()                                   # creates the Adam state, and compiles when compiling
+    compile_s = time.perf_counter() - t0 if compiled else 0.0
+    times = _timed(step, iters, device)
     t = statistics.median(times)
-    return dict(precision=precision, s_per_step=t, best_s=min(times), samples_per_s=batch / t)
+    return dict(precision=precision, s_per_step=t, best_s=min(times), samples_per_s=batch / t, compile_s=compile_s)
 
 
 def bench_featurizer(seconds: float = 10.0, clips: int = 8, reps: int = 20) -> dict:
@@ -271,7 +283,7 @@ def _worker_cmd(args, kind: str, name: str, precision: str, seconds: float | Non
     cmd = [sys.executable, "-m", "wavegrad.benchmarks.speed", "--worker", name, "--worker-kind", kind,
            "--seconds", str(args.seconds if seconds is None else seconds), "--device", args.device,
            "--precision", precision, "--iters", str(args.iters), "--vocode-clips", str(args.vocode_clips),
-           "--priors", args.priors]
+           "--priors", args.priors] + (["--compile"] if args.compile else [])
     if args.threads:
         cmd += ["--threads", str(args.threads)]
     return cmd
@@ -305,6 +317,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--long-preset", default="base", help="preset for --long (default base)")
     p.add_argument("--priors", default="white",
                    help="comma-separated noise priors whose vocoding throughput is measured side by side (white first)")
+    p.add_argument("--compile", action="store_true",
+                   help="time the networks (and --train's step) under torch.compile too, beside eager; compile time "
+                        "is reported apart")
     p.add_argument("--no-isolate", action="store_true", help="run all presets in this process")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--worker-kind", default="net", help=argparse.SUPPRESS)
@@ -321,6 +336,8 @@ def main(argv: list[str] | None = None) -> None:
         kind = args.worker_kind
         if kind == "net":
             r = bench_preset(args.worker, args.seconds, device, prec, args.iters)
+        elif kind == "netc":
+            r = bench_preset(args.worker, args.seconds, device, prec, args.iters, compiled=True)
         elif kind == "vocode":
             r = bench_vocode(args.worker, args.seconds, args.vocode_clips, device, prec, args.iters,
                              tuple(args.priors.split(",")))
@@ -328,16 +345,16 @@ def main(argv: list[str] | None = None) -> None:
             r = bench_long(args.worker, args.seconds, device, prec)
         elif kind == "train":
             r = bench_train(device, prec, args.iters)
+        elif kind == "trainc":
+            r = bench_train(device, prec, args.iters, compiled=True)
         else:
             raise SystemExit(f"unknown worker kind {kind!r}")
         print(json.dumps(r))
         return
 
     presets = [s.strip() for s in args.presets.split(",") if s.strip()]
-    print(f"device={device} threads={torch.get_num_threads()} precision={','.join(precisions)} "
-          f"torch={torch.__version__} cpu={torch.backends.cpu.get_cpu_capability()} "
-          f"mkldnn_bf16={cpu_has_fast_bf16()} "
-          f"audio={args.seconds:g}s@{SAMPLE_RATE}Hz", flush=True)
+    print(f"device={device} precision={','.join(precisions)} {hardware()} audio={args.seconds:g}s@{SAMPLE_RATE}Hz",
+          flush=True)
     for prec in precisions:
         # The peak is measured before and after the presets and the best kept: on a shared machine a single
         # measurement can land in someone else's busy moment and inflate every %peak.
@@ -353,22 +370,27 @@ def main(argv: list[str] | None = None) -> None:
                 r["vocode_rate"] = v["audio_s"] / v["s"]
                 r["prior_s"] = v["priors"]
             rows.append(r)
+            if args.compile:
+                c = (bench_preset(preset, args.seconds, device, prec, args.iters, compiled=True) if args.no_isolate
+                     else _run_isolated(preset, args, "netc", prec))
+                rows.append(c | {"preset": preset + " (compiled)"})
         peak = max(peak, matmul_peak(device, prec))
         print(f"\n[{prec}] dtype={'bfloat16 autocast' if prec == 'bf16' else 'float32'}  "
               f"matmul peak (2048^2): {peak / 1e9:.0f} GFLOP/s")
-        print(f"{'preset':<14}{'params':>9}{'s/it/aud-s':>12}{'(best)':>8}{'RTF@6':>8}{'GFLOP/aud-s':>13}{'%peak':>7}"
+        print(f"{'preset':<25}{'params':>9}{'s/it/aud-s':>12}{'(best)':>8}{'RTF@6':>8}{'GFLOP/aud-s':>13}{'%peak':>7}"
               f"{'peak mem':>11}{'voc aud-s/s':>13}")
         for r in rows:
             per_s = r["s_per_iter"] / r["audio_s"]
             voc = f"{r['vocode_rate']:>13.2f}" if "vocode_rate" in r else f"{'-':>13}"
-            print(f"{r['preset']:<14}{r['params'] / 1e6:>8.2f}M{per_s:>12.3f}{r['best_s_per_iter'] / r['audio_s']:>8.3f}"
+            print(f"{r['preset']:<25}{r['params'] / 1e6:>8.2f}M{per_s:>12.3f}{r['best_s_per_iter'] / r['audio_s']:>8.3f}"
                   f"{6 * per_s:>8.2f}"
                   f"{r['flops'] / r['audio_s'] / 1e9:>13.1f}{100 * r['flops'] / r['s_per_iter'] / peak:>6.0f}%"
-                  f"{r['peak_mem'] / 2 ** 20:>8.0f} MiB{voc}", flush=True)
+                  f"{r['peak_mem'] / 2 ** 20:>8.0f} MiB{voc}"
+                  + (f"  (compiled in {r['compile_s']:.0f} s)" if r.get("compile_s") else ""), flush=True)
         if len(args.priors.split(",")) > 1 and args.vocode_clips > 0:
             print(f"vocoding at 6 steps with each prior ({args.vocode_clips} clips x {args.seconds:g} s, median "
                   f"of {max(1, args.iters // 2)} interleaved rounds):")
-            for r in rows:
+            for r in (r for r in rows if "prior_s" in r):
                 white = r["prior_s"][args.priors.split(",")[0]]
                 print(f"  {r['preset']:<14}" + "  ".join(f"{p} {t:.3f} s ({100 * (t / white - 1):+.1f}%)"
                                                         for p, t in r["prior_s"].items()), flush=True)
@@ -376,9 +398,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.train:
         print("\ntraining: base preset, Adam, batch 4 x 7168 samples (one full step: mel + fwd + bwd + update)")
         for prec in precisions:
-            r = bench_train(device, prec, args.iters) if args.no_isolate else _run_isolated("base", args, "train", prec)
-            print(f"  {prec:<5} {r['s_per_step']:.3f} s/step (best {r['best_s']:.3f})  {r['samples_per_s']:.2f} samples/s "
-                  f"({r['samples_per_s'] * 7168 / SAMPLE_RATE:.2f} audio-s/s)", flush=True)
+            for kind in ("train", "trainc") if args.compile else ("train",):
+                r = (bench_train(device, prec, args.iters, compiled=kind == "trainc") if args.no_isolate
+                     else _run_isolated("base", args, kind, prec))
+                label = prec + (" compiled" if kind == "trainc" else "")
+                print(f"  {label:<14} {r['s_per_step']:.3f} s/step (best {r['best_s']:.3f})  {r['samples_per_s']:.2f} "
+                      f"samples/s ({r['samples_per_s'] * 7168 / SAMPLE_RATE:.2f} audio-s/s)"
+                      + (f"  compiled in {r['compile_s']:.0f} s" if r["compile_s"] else ""), flush=True)
 
     if args.featurizer:
         r = bench_featurizer()

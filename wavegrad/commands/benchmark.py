@@ -19,6 +19,7 @@ from ..checkpoint import find_checkpoint
 from ..config import HelpFormatter, add_arguments, from_args, param
 from ..diffusion import SAMPLERS, SCHEDULE_KINDS, steps_for_nfe
 from ..errors import UserInputError
+from ..models.precision import hardware
 from ..utils import atomic_path
 from ..vocoder import Vocoder
 from . import listening
@@ -55,6 +56,11 @@ class BenchmarkConfig:
     seed: int = param(0, "noise seed (clip i uses seed + i)")
     out_dir: str = param("", "folder for benchmark.md/.csv/.json/.png (empty: <run>/benchmark next to the checkpoint)")
     device: str = param("cpu", "torch device, e.g. cpu, cuda")
+    precision: str = param("auto", "the networks' precision: fp32, bf16 autocast around the network calls (fast only "
+                                   "on CPUs with AVX512-BF16 / AMX and on GPUs), or auto (bf16 on such CPUs, else "
+                                   "fp32)", choices=("auto", "fp32", "bf16"))
+    compile: bool = param(False, "run the networks under torch.compile (compiled once before the rows, the time "
+                                 "reported in the notes and left out of every RTF)")
     optional: bool = param(True, "also score PESQ/STOI/DNSMOS/MCD when the eval extra is installed")
 
     def validate(self, train_steps: int) -> None:
@@ -198,7 +204,8 @@ def benchmark_checkpoints(checkpoints: list[Path], data_dir: Path, cfg: Benchmar
     features); their rows are prefixed with ``labels`` (default: each run folder's name)."""
     checkpoints = [find_checkpoint(c) for c in checkpoints]
     labels = _labels(checkpoints, labels)
-    vocs = [Vocoder.from_checkpoint(c, device=cfg.device) for c in checkpoints]
+    vocs = [Vocoder.from_checkpoint(c, device=cfg.device, precision=cfg.precision, compile=cfg.compile)
+            for c in checkpoints]
     for c, voc in zip(checkpoints[1:], vocs[1:]):
         if voc.mel_config != vocs[0].mel_config:
             raise UserInputError(f"{c} uses another mel convention than {checkpoints[0]}; compare checkpoints "
@@ -219,6 +226,8 @@ def benchmark_checkpoints(checkpoints: list[Path], data_dir: Path, cfg: Benchmar
                            **score_clips(clips, gl, mel_config, optional)}, gl))
     notes = []
     for label, voc in zip(labels, vocs):
+        if cfg.compile:
+            notes.append(f"{label or 'checkpoint'}: compiled the network in {voc.warm_up():.1f} s (not in the RTF)")
         jobs, job_notes = cfg.jobs(voc)
         notes += [f"{label}: {n}" if label else n for n in job_notes]
         for job in tqdm(jobs, desc=f"benchmark {label}".strip(), unit="run", disable=None):
@@ -239,6 +248,7 @@ def benchmark_checkpoints(checkpoints: list[Path], data_dir: Path, cfg: Benchmar
     meta = {"checkpoints": dict(zip(labels or ["checkpoint"], map(str, checkpoints))),
             "priors": {lab or "checkpoint": v.prior_config.kind for lab, v in zip(labels or [""], vocs)},
             "device": str(vocs[0].device), "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "hardware": hardware(), "precision": vocs[0].precision, "compiled": cfg.compile,
             "clips": clips.ids, "seconds_per_clip": clips.seconds / len(clips.ids),
             "seed": cfg.seed, "samplers": list(cfg.samplers), "nfe": "network evaluations per clip",
             "rtf": "wall-clock seconds per audio-second for the whole batch of clips, the path of `wavegrad vocode`",
@@ -296,7 +306,8 @@ def _fmt(v) -> str:
 
 def markdown_table(rows: list[dict], meta: dict) -> str:
     cols = [c for c in COLUMNS if any(c in r for r in rows)]
-    head = (f"device {meta['device']}, {meta['threads']} threads, torch {meta['torch']}; "
+    head = (f"device {meta['device']} ({meta.get('hardware', '')}), {meta.get('precision', 'fp32')}"
+            f"{', compiled' if meta.get('compiled') else ''}; "
             f"{len(meta['clips'])} clips x {meta['seconds_per_clip']:.2f} s, seed {meta['seed']}")
     lines = [head, "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(_fmt(r.get(c, "")) for c in cols) + " |" for r in rows]

@@ -52,9 +52,14 @@ def register(sub, name: str = "vocode") -> argparse.ArgumentParser:
     add_consistency_args(p)
     p.add_argument("--seed", type=int, default=0, help="input i uses seed SEED + i")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1")
-    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                   help="fp32 (default), or bf16: the network under bfloat16 autocast, about 2x faster on CPUs with "
-                        "AVX-512 BF16 / AMX and on GPUs, at a small quality cost (the sampler stays fp32)")
+    p.add_argument("--compile", action="store_true",
+                   help="run the network under torch.compile: windows of one fixed shape (a clip shorter than a window "
+                        "is padded to it, so its last frames can differ slightly from eager); compiling takes 20-60 s on "
+                        "a CPU, is reported apart and left out of the RTF")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="bf16: the network under bfloat16 autocast (the sampler stays fp32), 2-7x faster on CPUs with "
+                        "AVX512-BF16 / AMX and on GPUs, much slower elsewhere; auto (default): bf16 on such CPUs, fp32 "
+                        "elsewhere (README: its measured quality cost)")
     p.add_argument("--batch-size", type=int, default=None,
                    help="windows (clips or chunks of long clips) per network call (default: 1 on CPU, where one "
                         "window already keeps the cores busy and more only add memory; 4 on GPUs)")
@@ -168,6 +173,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UserInputError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.chunk_seconds is not None and (not math.isfinite(args.chunk_seconds) or args.chunk_seconds < 0):
         raise UserInputError(f"--chunk-seconds must be >= 0 (0: no chunking), got {args.chunk_seconds}")
+    if args.compile and args.chunk_seconds == 0:
+        raise UserInputError("--compile runs windows of one fixed shape: it needs chunking (drop --chunk-seconds 0)")
     if args.seed < 0:
         raise UserInputError(f"--seed must be >= 0, got {args.seed}")
 
@@ -199,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
     device = _device(args.device)
     if args.batch_size is None:
         args.batch_size = 1 if device.type == "cpu" else 4
-    voc = Vocoder.from_checkpoint(args.checkpoint, device=device, precision=args.precision)
+    voc = Vocoder.from_checkpoint(args.checkpoint, device=device, precision=args.precision, compile=args.compile)
     request = sampling_plan(args, voc.schedule_samplers, set(voc.schedules), DEFAULT_STEPS, "ddpm")
     consistency = consistency_from_args(args, voc.bundle.consistency_for(None, args.schedule))
     if args.infill is not None and args.consistency is None and not hasattr(args, "start_level"):
@@ -220,6 +227,9 @@ def run(args: argparse.Namespace) -> int:
             raise UserInputError(f"{path}: {e}") from None
         mels.append(mel)
 
+    if args.compile:
+        took = voc.warm_up(args.batch_size, chunk_frames or DEFAULT_CHUNK_FRAMES)
+        print(f"compiled the network in {took:.1f} s (not counted in the RTF below)")
     interactive = sys.stderr.isatty()
     t0, audio_seconds = time.perf_counter(), sum(m.shape[-1] for m in mels) * hop / sr
     with tqdm(total=len(mels), desc="vocoding", unit="file", disable=not interactive) as bar:

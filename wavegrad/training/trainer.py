@@ -72,6 +72,9 @@ class TrainConfig:
     ema_warmup: bool = param(True, "ramp the EMA decay as min(decay, (1+n)/(10+n))")
     mixed_precision: str = param("no", "autocast precision of the forward pass", choices=MIXED_PRECISIONS)
     cpu: bool = param(False, "train on the CPU even if a GPU is visible")
+    compile: bool = param(False, "run the training forward and backward under torch.compile (compiles for a minute "
+                                 "or more first; measure it with python -m wavegrad.benchmarks.speed --train "
+                                 "--compile before a long run)")
     seed: int = param(1234, "seed of everything random: initial weights, data order, crops, noise, dropout")
     num_workers: int = param(2, "data-loader worker processes per rank")
     log_every: int = param(50, "steps between logged loss means (0 = never)")
@@ -168,6 +171,8 @@ class Trainer:
                                weight_decay=cfg.weight_decay)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
         self.model, self.opt, self.lr_sched = self.acc.prepare(model, opt, sched)
+        # what the loss calls: the prepared model, or it under torch.compile (checkpoints and EMA use the model)
+        self.forward = torch.compile(self.model) if cfg.compile else self.model
         self.ema.to(self.acc.device)
         self.step = 0
         self.history: list[dict[str, float]] = []
@@ -245,7 +250,7 @@ class Trainer:
             local_b = self.cfg.batch_size // (self.acc.num_processes * accum)
             sync = self.acc.no_sync(self.model) if j < accum - 1 else contextlib.nullcontext()
             with sync, self.acc.autocast():
-                loss = self.task.loss(self.model, batch, self._noise_fn(micro, local_b)) / accum
+                loss = self.task.loss(self.forward, batch, self._noise_fn(micro, local_b)) / accum
             self.acc.backward(loss)
             total += loss.detach().float()
         total = self.acc.reduce(total, reduction="mean").item()
