@@ -74,7 +74,7 @@ PRESETS = {
         SearchConfig(steps=(6, 3), consistency="gla@0.95", grid=6),
         BenchmarkConfig(nfe=(12, 6, 3), clips=3, seconds=4.0, samplers=("ddim", SEARCHED),
                         consistency=("none", "gla@0.9")),
-        BenchmarkConfig(nfe=(12, 6, 3), clips=1, seconds=5.0, samplers=("ddpm", "ddim", SEARCHED),
+        BenchmarkConfig(nfe=(12, 6, 3), clips=1, seconds=5.0, samplers=("ddim", "heun", SEARCHED),
                         consistency=("none", "gla", "gla@0.9"))),
 }
 REAL_SPEECH = Path("data/real")
