@@ -19,7 +19,7 @@ LAYERS = {
     "audio": 3, "models": 3,
     "data": 4, "checkpoint": 4, "trajectory": 4, "vocoder_inputs": 4,
     "bundle": 5, "long_form": 5,
-    "vocoder": 6, "images": 6,
+    "vocoder": 6, "images": 6, "enhance": 6,
     "training": 7,
     "commands": 8, "benchmarks": 8,
     "cli": 9,

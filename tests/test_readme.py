@@ -51,6 +51,10 @@ wav = voc(mel[0], schedule="search-6", eta=0.0)
 wav = voc(mel[0], steps=6, sampler="heun")
 wav = voc(mel[0], steps=6, consistency="gla")
 voc = Vocoder.from_checkpoint(path, precision="bf16", compile=True)
+
+from wavegrad import Enhancer
+enh = Enhancer.from_checkpoint(enhancer_path); clean = enh(noisy_wav)
+assert clean.shape == noisy_wav.shape
 '''
 
 
@@ -77,6 +81,11 @@ def folder(tmp_path, monkeypatch):
     voc = Vocoder.from_checkpoint(path)
     voc.bundle.schedules["search-6"] = StoredSchedule(voc.schedules["search-6"], "ddpm")
     voc.save_pretrained(tmp_path / "my-vocoder")
+    from wavegrad.enhance import EnhancerBundle
+    from wavegrad.models import DiffWave, DiffWaveConfig
+    enh = DiffWave(DiffWaveConfig.tiny())
+    EnhancerBundle(enh.cfg, MelConfig(), NoiseSchedule.linear(50, 1e-4, 0.035)).save_checkpoint(
+        tmp_path / "runs/enhance-quick/checkpoints/step-00000001.pt", enh.state_dict())
     rng = np.random.default_rng(0)
     write_mnist(tmp_path / "images", rng.integers(0, 256, (4, 28, 28), dtype=np.uint8), np.arange(4) % 10)
     write_cifar10(tmp_path / "images", rng.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8), np.arange(4) % 10)
@@ -96,7 +105,9 @@ def _namespace(folder: Path) -> dict:
             "denoise": lambda x, level: x * 0.1, "shape": (2, 256), "wav": wav, "mel_a": mel_a, "mel_b": mel_b,
             "mels": mels, "mel_lens": [10, 7], "path": folder / "runs/quick/checkpoints/step-00000600.pt",
             "folder": folder / "images", "g": torch.Generator().manual_seed(0),
-            "x_known": torch.zeros(2, 256), "mask": torch.arange(256) < 100}
+            "x_known": torch.zeros(2, 256), "mask": torch.arange(256) < 100,
+            "noisy_wav": (wav + 0.05 * torch.randn(wav.shape, generator=g)).float(),
+            "enhancer_path": folder / "runs/enhance-quick"}
 
 
 def test_readme_snippets_run_in_order(folder):

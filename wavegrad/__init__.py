@@ -6,4 +6,7 @@ def __getattr__(name):  # lazy: `import wavegrad` stays cheap, `from wavegrad im
     if name == "Vocoder":
         from .vocoder import Vocoder
         return Vocoder
+    if name == "Enhancer":
+        from .enhance import Enhancer
+        return Enhancer
     raise AttributeError(f"module 'wavegrad' has no attribute {name!r}")

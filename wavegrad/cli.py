@@ -14,7 +14,7 @@ from .errors import run_main
 
 # name -> module in wavegrad.commands (imported only when its subcommand is registered: `wavegrad --help` stays cheap)
 SUBCOMMANDS = {"train": "train", "vocode": "vocode", "search-schedule": "search", "benchmark": "benchmark",
-               "sample": "sample", "export": "export", "mel": "mel"}
+               "sample": "sample", "export": "export", "mel": "mel", "enhance": "enhance"}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -128,7 +128,8 @@ class WindowedDenoiser:
 
     def __init__(self, model, mels: Sequence[torch.Tensor], *, chunk_frames: int | None = None,
                  overlap_frames: int = 32, batch_size: int | None = None, pad_value: float = 0.0,
-                 precision: str = "fp32", network=None, fixed: bool = False):
+                 precision: str = "fp32", network=None, fixed: bool = False,
+                 signals: Sequence[torch.Tensor] | None = None):
         self.model, self.precision = model, precision
         self.network = network or model.denoise      # the network's call (compiled or not; Vocoder decides)
         # fixed: every window batch padded to batch_size windows of chunk + overlap frames, so a compiled
@@ -145,8 +146,12 @@ class WindowedDenoiser:
         order = sorted(range(len(windows)), key=lambda k: windows[k][1] - windows[k][2])  # longest first (stable)
         size = batch_size or len(mels)
         self.batches = [[windows[k] for k in order[i:i + size]] for i in range(0, len(order), size)]
+        # signals: a waveform per clip the network is conditioned on besides the mel (enhancement: the noisy
+        # recording), cut into the same windows
         with network_autocast(self.device, precision):
-            self.features = [model.encode_mel(self._mel_batch(mels, b, pad_value)) for b in self.batches]
+            self.features = [model.encode_mel(self._mel_batch(mels, b, pad_value)) if signals is None else
+                             model.encode_mel(self._mel_batch(mels, b, pad_value), self._signal_batch(signals, b))
+                             for b in self.batches]
 
     def _shape(self, batch) -> tuple[int, int]:
         """(windows, frames) of a batch's network input: its own, or the fixed shape."""
@@ -158,6 +163,14 @@ class WindowedDenoiser:
         out = torch.full((rows, mels[0].shape[0], longest), pad_value, device=self.device, dtype=mels[0].dtype)
         for r, (c, a, z, _) in enumerate(batch):
             out[r, :, :z - a] = mels[c][:, a:z]
+        return out
+
+    def _signal_batch(self, signals, batch) -> torch.Tensor:
+        """[b, L·hop] of a window batch's waveforms, zero-padded like the state."""
+        rows, longest = self._shape(batch)
+        out = torch.zeros((rows, longest * self.hop), device=self.device, dtype=signals[0].dtype)
+        for r, (c, a, z, _) in enumerate(batch):
+            out[r, :(z - a) * self.hop] = signals[c][a * self.hop:z * self.hop]
         return out
 
     def __call__(self, x: torch.Tensor, level: torch.Tensor):

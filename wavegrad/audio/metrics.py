@@ -215,6 +215,21 @@ def mrstft(ref: Any, est: Any,
     return (sc + mag, sc, mag) if return_parts else sc + mag
 
 
+def si_sdr(ref: Any, est: Any) -> float:
+    """Scale-invariant signal-to-distortion ratio in dB (Le Roux et al., ICASSP 2019, eq. 2): both signals made
+    zero-mean, ``alpha = <est, ref> / ||ref||²``, ``10·log10(||alpha·ref||² / ||alpha·ref - est||²)``. Higher is
+    better; a pure gain leaves it unchanged. Signals of different lengths are cut to the shorter (at most a hop
+    apart, the module's length rule with a 256-sample hop)."""
+    ref, est = _pair(ref, est, _DEFAULT_LENGTH_TOLERANCE)
+    ref, est = ref - ref.mean(), est - est.mean()
+    energy = float(np.dot(ref, ref))
+    if energy <= 0:
+        raise UserInputError("si_sdr: the reference is silent (all samples equal)")
+    target = (float(np.dot(est, ref)) / energy) * ref
+    return float(10.0 * np.log10(max(float(np.dot(target, target)), 1e-30)
+                                 / max(float(np.sum((target - est) ** 2)), 1e-30)))
+
+
 def rtf(seconds_taken: float, audio_seconds: float) -> float:
     """Real-time factor: wall-clock seconds spent per second of audio produced (< 1: faster than real time)."""
     if not (math.isfinite(seconds_taken) and seconds_taken >= 0):

@@ -40,7 +40,13 @@ def run(args: argparse.Namespace) -> int:
     elif family == "image":
         from ..images import export_image_checkpoint
         export_image_checkpoint(ckpt, args.out_dir)
+    elif family == "enhancer":
+        from ..checkpoint import save_pretrained_folder
+        from ..enhance import EnhancerBundle
+        with rebuilding_from(path, "enhancer", "re-export it with this wavegrad"):
+            config = EnhancerBundle.from_dict(ckpt).to_dict()
+        save_pretrained_folder(args.out_dir, ckpt["ema"]["shadow"], config)
     else:
-        raise UserInputError(f"{path}: a {family!r} checkpoint; export takes vocoder and image checkpoints")
+        raise UserInputError(f"{path}: a {family!r} checkpoint; export takes vocoder, enhancer and image checkpoints")
     print(f"exported {path} to {args.out_dir}/model.safetensors and config.json")
     return 0

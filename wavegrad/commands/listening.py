@@ -22,7 +22,8 @@ from ..audio import write_audio
 from ..utils import atomic_path
 
 METRIC_NAMES = {"rtf": "RTF", "log_mel_l1": "log-mel L1", "lsd_db": "LSD dB", "mrstft": "MR-STFT", "mcd_db": "MCD dB",
-                "pesq_wb": "PESQ", "stoi": "STOI", "dnsmos_ovrl": "DNSMOS", "wer": "WER"}
+                "pesq_wb": "PESQ", "stoi": "STOI", "dnsmos_ovrl": "DNSMOS", "wer": "WER", "si_sdr": "SI-SDR dB",
+                "si_sdr_i": "SI-SDRi dB"}
 
 
 def row_key(row: dict) -> str:

@@ -58,6 +58,9 @@ class DiffWaveConfig:
     dilation_cycle: int = 10
     upsample_factors: tuple[int, ...] = (16, 16)
     learn_sigma: bool = False   # a second output channel v: Improved DDPM's learned reverse variance
+    # every layer also sees a waveform at the audio rate (enhancement: the noisy recording), one more channel beside
+    # the upsampled mel in its conditioner projection
+    signal_condition: bool = False
 
     def __post_init__(self) -> None:
         self.upsample_factors = tuple(int(f) for f in self.upsample_factors)
@@ -74,6 +77,13 @@ class DiffWaveConfig:
         """DiffWave BASE (§5.1): 64 residual channels, 30 layers, dilation cycle [1, ..., 512]."""
         factors = tuple(upsample_factors) if upsample_factors else suggest_factors(hop_length, 2)
         return cls(n_mels=n_mels, hop_length=hop_length, upsample_factors=factors)
+
+    @classmethod
+    def tiny(cls, n_mels: int = 80, hop_length: int = 256,
+             upsample_factors: Sequence[int] | None = None) -> "DiffWaveConfig":
+        """BASE at half the width and 12 layers in cycles of 6 (~0.2M parameters): a CPU quick start."""
+        return dataclasses.replace(cls.base(n_mels, hop_length, upsample_factors), residual_channels=32,
+                                   residual_layers=12, dilation_cycle=6)
 
     @classmethod
     def large(cls, n_mels: int = 80, hop_length: int = 256,
@@ -162,7 +172,7 @@ class DiffWave(nn.Module):
         self.embedding = nn.Sequential(nn.Linear(EMBEDDING_DIM, EMBEDDING_HIDDEN), nn.SiLU(),
                                        nn.Linear(EMBEDDING_HIDDEN, EMBEDDING_HIDDEN), nn.SiLU())
         self.upsampler = MelUpsampler(cfg.upsample_factors)
-        self.layers = nn.ModuleList(ResidualLayer(c, cfg.n_mels, 2 ** (i % cfg.dilation_cycle))
+        self.layers = nn.ModuleList(ResidualLayer(c, cfg.n_mels + int(cfg.signal_condition), 2 ** (i % cfg.dilation_cycle))
                                     for i in range(cfg.residual_layers))
         self.skip_projection = _conv(c, c)
         self.output_projection = _conv(c, 2 if cfg.learn_sigma else 1)
@@ -182,9 +192,15 @@ class DiffWave(nn.Module):
         pe = noise_level_embedding(noise_level, EMBEDDING_DIM)
         return self.embedding(pe.to(self.embedding[0].weight.dtype))
 
-    def encode_mel(self, mel: torch.Tensor) -> torch.Tensor:
-        """``[B, n_mels, frames] -> [B, n_mels, 1, frames · hop]``: the upsampled mel (once per utterance)."""
-        return self.upsampler(mel)[:, :, None]
+    def encode_mel(self, mel: torch.Tensor, signal: torch.Tensor | None = None) -> torch.Tensor:
+        """``[B, n_mels, frames] -> [B, n_mels, 1, frames · hop]``: the upsampled mel (once per utterance); with
+        ``signal_condition``, the waveform ``signal [B, frames · hop]`` as one more channel."""
+        up = self.upsampler(mel)[:, :, None]
+        if not self.cfg.signal_condition:
+            return up
+        if signal is None or signal.shape != (mel.shape[0], up.shape[-1]):
+            raise UserInputError(f"this DiffWave is conditioned on a waveform too: give signal [B, {up.shape[-1]}]")
+        return torch.cat([up, signal[:, None, None].to(up.dtype)], dim=1)              # [B, n_mels + 1, 1, T]
 
     def denoise(self, x_noisy: torch.Tensor, emb: torch.Tensor, mel_features: torch.Tensor):
         """The network on pre-computed conditioning; no input checks (use ``forward`` for those)."""
@@ -199,6 +215,7 @@ class DiffWave(nn.Module):
         out = self.output_projection(x).reshape(x.shape[0], -1, x_noisy.shape[-1])    # [B, 1 or 2, T]
         return (out[:, 0], out[:, 1]) if self.cfg.learn_sigma else out[:, 0]
 
-    def forward(self, x_noisy: torch.Tensor, noise_level: torch.Tensor, mel: torch.Tensor):
+    def forward(self, x_noisy: torch.Tensor, noise_level: torch.Tensor, mel: torch.Tensor,
+                signal: torch.Tensor | None = None):
         noise_level = check_vocoder_inputs(self.cfg, x_noisy, noise_level, mel, "DiffWave")
-        return self.denoise(x_noisy, self.noise_embeddings(noise_level), self.encode_mel(mel))
+        return self.denoise(x_noisy, self.noise_embeddings(noise_level), self.encode_mel(mel, signal))

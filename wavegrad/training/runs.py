@@ -19,13 +19,16 @@ from ..diffusion import ScheduleConfig
 from ..errors import UserInputError
 from ..models import DiffWaveConfig, WaveGradConfig
 from ..models.image_unet import ImageUNetConfig
+from .enhancement_task import EnhanceDataConfig, EnhancementTask
 from .image_task import DATASETS, ImageDataConfig, ImageTask
 from .trainer import TrainConfig, Trainer
 from .vocoder_task import VocoderDataConfig, VocoderTask
 
 # --model NAME -> the config builder of (architecture, preset): n_mels and hop come from the mel convention
 MODEL_PRESETS = {"tiny": WaveGradConfig.tiny, "base": WaveGradConfig.base, "large": WaveGradConfig.large,
-                 "diffwave-base": DiffWaveConfig.base, "diffwave-large": DiffWaveConfig.large}
+                 "diffwave-tiny": DiffWaveConfig.tiny, "diffwave-base": DiffWaveConfig.base,
+                 "diffwave-large": DiffWaveConfig.large}
+ENHANCER_PRESETS = {k: v for k, v in MODEL_PRESETS.items() if k.startswith("diffwave")}
 
 
 @dataclass
@@ -85,6 +88,48 @@ class ImageRun:
         classes = len(DATASETS[self.dataset][1]) if self.data.class_cond else 0
         model = dataclasses.replace(self.model, in_channels=channels, num_classes=classes)
         return dataclasses.replace(self, model=model, data=dataclasses.replace(self.data, dataset=self.dataset))
+
+
+@dataclass
+class EnhanceRun:
+    """A speech-enhancement training run (CDiffuSE): DiffWave conditioned on the noisy mel, its data and schedule."""
+
+    model: str = param("diffwave-base", "network: DiffWave base (CDiffuSE base: 30 layers, 64 channels), large, or "
+                                        "tiny (12 layers, 32 channels: a CPU quick start)",
+                       choices=tuple(ENHANCER_PRESETS), paper="diffwave-base")
+    mel_preset: str = param("hifigan", "mel convention of the noisy recording's conditioning features",
+                            choices=tuple(MEL_PRESETS))
+    noisy_waveform: bool = param(True, "condition every layer on the noisy waveform too, beside its mel (one more "
+                                       "conditioner channel); off: the noisy recording reaches the network only "
+                                       "through the diffusion state, as in CDiffuSE", paper="off (CDiffuSE)")
+    train: TrainConfig = param(factory=TrainConfig, prefix="", help="optimisation and bookkeeping")
+    data: EnhanceDataConfig = param(factory=EnhanceDataConfig, prefix="", help="data")
+    schedule: ScheduleConfig = param(factory=lambda: ScheduleConfig(n=50, beta_start=1e-4, beta_end=0.035),
+                                     help="training noise schedule (CDiffuSE: 50 linear betas 1e-4 ... 0.035)")
+
+    def model_config(self) -> DiffWaveConfig:
+        mel = MelConfig.preset(self.mel_preset)
+        cfg = ENHANCER_PRESETS[self.model](n_mels=mel.n_mels, hop_length=mel.hop_length)
+        return dataclasses.replace(cfg, signal_condition=self.noisy_waveform)
+
+    def validate(self) -> None:
+        self.train.validate()
+        d = self.data
+        if not d.voicebank and not (d.clean_dir and d.noise_dir):
+            raise UserInputError("give --clean-dir and --noise-dir (clean speech and noise recordings), or --voicebank")
+        hop = MelConfig.preset(self.mel_preset).hop_length
+        if d.segment_length <= 0 or d.segment_length % hop:
+            raise UserInputError(f"--segment-length must be a positive multiple of the hop {hop}, got {d.segment_length}")
+        if not d.snr_low <= d.snr_high:
+            raise UserInputError(f"--snr-low ({d.snr_low}) must not exceed --snr-high ({d.snr_high})")
+
+
+def train_enhancer(run: EnhanceRun, resume: str | None = None) -> tuple[Trainer, Path | None]:
+    """The enhancement counterpart of :func:`train_vocoder`."""
+    run.validate()
+    task = EnhancementTask(run.model_config(), MelConfig.preset(run.mel_preset), run.data, run.schedule,
+                           loss_kind=run.train.loss, seed=run.train.seed)
+    return _fit(task, run, resume)
 
 
 def add_resume(parser) -> None:
