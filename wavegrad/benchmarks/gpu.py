@@ -52,10 +52,10 @@ def _reset(device: torch.device) -> None:
 
 
 def _network(preset: str):
-    from ..models import DiffWave, DiffWaveConfig, WaveGrad
+    from ..models import VOCODERS, vocoder_architecture
     from ..training.runs import MODEL_PRESETS
     cfg = MODEL_PRESETS[preset]()
-    return (DiffWave if isinstance(cfg, DiffWaveConfig) else WaveGrad)(cfg)
+    return VOCODERS[vocoder_architecture(cfg)][0](cfg)
 
 
 def _autocast(device: torch.device, precision: str):

@@ -98,13 +98,13 @@ def matmul_peak(device: torch.device, precision: str, n: int = 2048, seconds: fl
 
 
 def network(preset: str):
-    """A random-weight network of a ``wavegrad train --model`` preset (WaveGrad tiny/base/large, DiffWave base/large)."""
-    from wavegrad.models import DiffWave, DiffWaveConfig, WaveGrad
+    """A random-weight network of a ``wavegrad train --model`` preset (WaveGrad, DiffWave or FreGrad)."""
+    from wavegrad.models import VOCODERS, vocoder_architecture
     from wavegrad.training.runs import MODEL_PRESETS
     if preset not in MODEL_PRESETS:
         raise SystemExit(f"unknown preset {preset!r}; choose from {', '.join(MODEL_PRESETS)}")
     cfg = MODEL_PRESETS[preset]()
-    return (DiffWave if isinstance(cfg, DiffWaveConfig) else WaveGrad)(cfg)
+    return VOCODERS[vocoder_architecture(cfg)][0](cfg)
 
 
 def bench_preset(preset: str, seconds: float, device: torch.device, precision: str, iters: int,
@@ -301,7 +301,7 @@ def _run_isolated(preset: str, args, kind: str = "net", precision: str | None = 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m wavegrad.benchmarks.speed", description=__doc__.split("\n\n")[0])
     p.add_argument("--presets", default="tiny,base,large",
-                   help="comma-separated model presets (tiny, base, large, diffwave-base, diffwave-large)")
+                   help="comma-separated model presets (tiny, base, large, diffwave-base, diffwave-large, fregrad)")
     p.add_argument("--seconds", type=float, default=1.0, help="audio length per call (default 1.0)")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
