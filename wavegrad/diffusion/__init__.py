@@ -5,7 +5,8 @@ It knows nothing of audio or images and imports nothing else of the package but 
 """
 from .ema import EMA
 from .inpainting import inpaint, repaint_steps, repaint_times
-from .objective import diffusion_loss, draw_noise_level, eps_loss, q_sample, training_noise
+from .objective import diffusion_loss, draw_noise_level, eps_loss, q_sample
+from .preconditioning import ObjectiveConfig, Parametrization, Preconditioned, draw_levels, loss_weights, training_noise
 from .plan import KARRAS_RHO, SCHEDULE_KINDS, SamplingPlan
 from .prediction import Prediction, as_predictor
 from .priors import WHITE, DiagonalPrior, Prior
@@ -18,4 +19,4 @@ __all__ = ["EMA", "KARRAS_RHO", "SAMPLERS", "SCHEDULE_KINDS", "WHITE", "Diagonal
            "Prior", "SamplerSpec", "SamplingPlan", "ScheduleConfig", "Step", "as_predictor", "check_eta", "ddim_sigma",
            "ddim_step", "diffusion_loss", "draw_noise_level", "eps_loss", "inpaint", "level_to_sigma", "nfe", "q_sample",
            "repaint_steps", "repaint_times", "respaced_indices", "run", "sample", "sampler_options", "sigma_to_level", "steps_for_nfe",
-           "training_noise"]
+           "training_noise", "ObjectiveConfig", "Parametrization", "Preconditioned", "draw_levels", "loss_weights"]

@@ -35,26 +35,22 @@ def q_sample(x0: torch.Tensor, noise_level: torch.Tensor, noise: torch.Tensor) -
     return l * x0 + (1.0 - l * l).clamp(min=0).sqrt() * noise
 
 
-def eps_loss(eps_hat: torch.Tensor, eps: torch.Tensor, kind: str = "l1") -> torch.Tensor:
-    """L1 (WaveGrad, §3.1: "we found L1 to give better training stability") or L2 (Ho et al., eq. 14)."""
-    if kind == "l1":
-        return F.l1_loss(eps_hat.float(), eps.float())
-    if kind == "l2":
-        return F.mse_loss(eps_hat.float(), eps.float())
-    raise ValueError(f"loss must be 'l1' or 'l2', got {kind!r}")
-
-
-def training_noise(schedule: NoiseSchedule, shape: tuple[int, ...], *, generator: torch.Generator | None = None,
-                   device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One training draw for a batch of ``shape = [B, ...]``: the continuous level ``[B]`` and white ``z [B, ...]``,
-    both from ``generator`` (level first), so a seeded generator fixes the whole draw."""
-    level = draw_noise_level(schedule, shape[0], generator=generator, device=device)  # [B]
-    return level, randn(shape, generator, device, dtype)
+def eps_loss(eps_hat: torch.Tensor, eps: torch.Tensor, kind: str = "l1",
+             weights: torch.Tensor | None = None) -> torch.Tensor:
+    """L1 (WaveGrad, §3.1: "we found L1 to give better training stability") or L2 (Ho et al., eq. 14); ``weights [B]``
+    weigh each example's mean (their mean over the batch is the loss)."""
+    if kind not in ("l1", "l2"):
+        raise ValueError(f"loss must be 'l1' or 'l2', got {kind!r}")
+    if weights is None:
+        return F.l1_loss(eps_hat.float(), eps.float()) if kind == "l1" else F.mse_loss(eps_hat.float(), eps.float())
+    diff = (eps_hat.float() - eps.float()).flatten(1)
+    per = diff.abs().mean(1) if kind == "l1" else diff.square().mean(1)                   # [B]
+    return (weights.float() * per).mean()
 
 
 def diffusion_loss(denoise: Denoiser, x0: torch.Tensor, noise_level: torch.Tensor, z: torch.Tensor, *,
-                   kind: str = "l1", prior: Prior | None = None) -> torch.Tensor:
+                   kind: str = "l1", prior: Prior | None = None, weights: torch.Tensor | None = None,
+                   outputs: dict | None = None) -> torch.Tensor:
     """The eps-prediction objective for a batch ``x0 [B, ...]`` at levels ``[B]`` with white noise ``z``
     (Ho et al. 2020, eq. 14; WaveGrad Alg. 1).
 
@@ -62,10 +58,19 @@ def diffusion_loss(denoise: Denoiser, x0: torch.Tensor, noise_level: torch.Tenso
     predicts ``eps`` and the loss is taken on the whitened residual ``L⁻¹(eps_hat - eps)``: for ``kind="l2"``
     the Mahalanobis norm ``||eps_hat - eps||²_{Sigma⁻¹}`` per element (PriorGrad, Lee et al. 2022, eq. 8;
     SpecGrad, Koizumi et al. 2022, eq. 7 with its approximate ``L⁻¹``), for ``"l1"`` its L1 counterpart.
+    ``weights [B]``: per-example loss weights; ``outputs``: a dict that receives ``x_t`` and ``eps_hat`` (for losses
+    on the x0 estimate).
     """
     if prior is None or prior is WHITE:
-        return eps_loss(denoise(q_sample(x0, noise_level, z), noise_level), z, kind)
-    eps = prior.color(z)
-    eps_hat = denoise(q_sample(x0, noise_level, eps), noise_level)
-    residual = prior.whiten(eps_hat.float() - eps.float())
-    return eps_loss(residual, torch.zeros_like(residual), kind)
+        x_t = q_sample(x0, noise_level, z)
+        eps_hat = denoise(x_t, noise_level)
+        loss = eps_loss(eps_hat, z, kind, weights)
+    else:
+        eps = prior.color(z)
+        x_t = q_sample(x0, noise_level, eps)
+        eps_hat = denoise(x_t, noise_level)
+        residual = prior.whiten(eps_hat.float() - eps.float())
+        loss = eps_loss(residual, torch.zeros_like(residual), kind, weights)
+    if outputs is not None:
+        outputs.update(x_t=x_t, eps_hat=eps_hat)
+    return loss

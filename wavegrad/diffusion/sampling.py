@@ -58,12 +58,12 @@ def noise_source(prior: Prior | None, noise: Noise | None, generator: torch.Gene
     return noise, draw
 
 
-@torch.no_grad()
 def sample(denoise, shape: tuple[int, ...] | torch.Size, schedule: NoiseSchedule | SamplingPlan, *,
            sampler: str | None = None, eta: float | None = None, generator: torch.Generator | None = None,
            x_T: torch.Tensor | None = None, prior: Prior | None = None, noise: Noise | None = None,
            callback: Callback | None = None, progress: bool = False, device: torch.device | str | None = None,
-           dtype: torch.dtype = torch.float32, clip_x0: float | None = None, **options) -> torch.Tensor:
+           dtype: torch.dtype = torch.float32, clip_x0: float | None = None, grad: bool = False,
+           **options) -> torch.Tensor:
     """Draw ``x_0 [shape]`` over ``schedule`` from ``denoise(x [B, ...], noise_level [B]) -> eps`` (or ``(eps, v)``).
 
     ``schedule``: a :class:`NoiseSchedule` -- then ``sampler`` (one of ``SAMPLERS``; ``None`` keeps the original
@@ -72,7 +72,8 @@ def sample(denoise, shape: tuple[int, ...] | torch.Size, schedule: NoiseSchedule
     (drawn unless given) and every step's noise are ``prior.color(noise(shape))``, ``noise`` defaulting to
     standard normal draws from ``generator``, so a seeded generator reproduces the sample exactly. ``clip_x0``
     clamps every x0 estimate to [-clip_x0, clip_x0]; ``callback(Step)`` sees each step once, in order. Schedule
-    arithmetic is float64; ``x`` stays in ``dtype``.
+    arithmetic is float64; ``x`` stays in ``dtype``. ``grad=True`` keeps the autograd graph through every step (a
+    loss on the sample trains the network through the sampler: InferGrad); otherwise no gradients are kept.
     """
     plan = schedule if isinstance(schedule, SamplingPlan) else SamplingPlan.of(schedule, sampler, eta, **options)
     if isinstance(schedule, SamplingPlan) and (sampler is not None or eta is not None or options):
@@ -81,6 +82,7 @@ def sample(denoise, shape: tuple[int, ...] | torch.Size, schedule: NoiseSchedule
     if device is None:
         device = x_T.device if x_T is not None else (generator.device if generator is not None else "cpu")
     noise, draw = noise_source(prior, noise, generator, device, dtype)
-    x = prior.color(noise(torch.Size(shape))).to(dtype) if x_T is None else x_T.to(device=device, dtype=dtype)
-    return run(plan.start(as_predictor(denoise), x, plan.alpha_bars(), draw, prior, clip_x0),
-               callback=callback, progress=progress, total=len(plan.schedule))
+    with torch.set_grad_enabled(grad):
+        x = prior.color(noise(torch.Size(shape))).to(dtype) if x_T is None else x_T.to(device=device, dtype=dtype)
+        return run(plan.start(as_predictor(denoise), x, plan.alpha_bars(), draw, prior, clip_x0),
+                   callback=callback, progress=progress, total=len(plan.schedule))
