@@ -24,6 +24,7 @@ from .audio.priors import PriorConfig
 from .checkpoint import load, load_checkpoint, save_checkpoint, save_pretrained_folder
 from .config import from_dict, to_dict
 from .diffusion import NoiseSchedule, SamplingPlan
+from .diffusion.preconditioning import Parametrization
 from .errors import UserInputError
 from .models import VOCODERS, vocoder_architecture
 
@@ -66,13 +67,14 @@ class VocoderBundle:
     """Everything a vocoder checkpoint holds besides its weights (see the module docstring)."""
 
     architecture: str
-    model_config: Any                                   # WaveGradConfig / DiffWaveConfig
+    model_config: Any                                   # WaveGradConfig / DiffWaveConfig / FreGradConfig
     mel_config: MelConfig
     schedule: NoiseSchedule                             # the training schedule
     schedules: dict[str, StoredSchedule] = field(default_factory=dict)
     prior: PriorConfig = field(default_factory=PriorConfig)
     prior_stats: dict = field(default_factory=dict)
     consistency: Consistency = field(default_factory=Consistency)
+    parametrization: Parametrization = field(default_factory=Parametrization)   # what the network's output means
 
     @classmethod
     def of(cls, model, mel_config: MelConfig, schedule: NoiseSchedule, **rest) -> "VocoderBundle":
@@ -86,7 +88,7 @@ class VocoderBundle:
                 "mel_config": self.mel_config.to_dict(), "schedule": self.schedule.to_dict(),
                 "schedules": {k: v.to_dict() for k, v in self.schedules.items()},
                 "prior": {"config": to_dict(self.prior), "stats": dict(self.prior_stats)},
-                "consistency": to_dict(self.consistency)}
+                "consistency": to_dict(self.consistency), "parametrization": self.parametrization.to_dict()}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "VocoderBundle":
@@ -101,7 +103,11 @@ class VocoderBundle:
                    NoiseSchedule.from_dict(d["schedule"]),
                    {k: StoredSchedule.from_dict(v) for k, v in (d.get("schedules") or {}).items()},
                    from_dict(PriorConfig, prior.get("config", {})), dict(prior.get("stats", {})),
-                   from_dict(Consistency, d.get("consistency") or {}))
+                   from_dict(Consistency, d.get("consistency") or {}), Parametrization.from_dict(d.get("parametrization")))
+
+    def eps_denoiser(self, raw):
+        """``raw(x, level) -> network output`` as the core's eps-denoiser, through the stored parametrisation."""
+        return self.parametrization.wrap(raw)
 
     def network(self, weights: dict[str, torch.Tensor] | None = None) -> torch.nn.Module:
         """The network this bundle describes, with ``weights`` loaded (random initial weights without)."""

@@ -34,6 +34,7 @@ from .bundle import (StoredSchedule, VocoderBundle, VocodingPlan, load_vocoder, 
                      save_vocoder_checkpoint)
 from .diffusion import NoiseSchedule, Prior, Step, inpaint, sample
 from .diffusion._util import randn
+from .diffusion.preconditioning import Parametrization
 from .errors import UserInputError
 from .long_form import WindowedDenoiser, clip_noise, group_clips, window_options
 from .models.precision import Compiled, check_precision, cpu_has_fast_bf16
@@ -51,11 +52,12 @@ CLIP = 1.0                     # x0 estimates are clamped to the audio range [-1
 def vocode(model, mel: torch.Tensor, schedule: NoiseSchedule, *, sampler: str | None = None,
            eta: float | None = None, generator: torch.Generator | None = None, clip: float | None = CLIP,
            progress: bool = False, precision: str = "fp32", callback: Callable[[Step], None] | None = None,
-           prior: Prior | None = None, **options) -> torch.Tensor:
+           prior: Prior | None = None, parametrization: Parametrization | None = None, **options) -> torch.Tensor:
     """``mel [B, n_mels, frames] -> wav [B, frames * hop]``: ``sample`` with the network bound to the mel (encoded
     once per utterance); ``clip`` bounds every x0 estimate; ``precision="bf16"`` runs the network under bf16
-    autocast (the sampler stays fp32); ``prior``: the noise prior bound to ``mel`` (white if None)."""
-    denoise = WindowedDenoiser(model, list(mel), precision=precision)
+    autocast (the sampler stays fp32); ``prior``: the noise prior bound to ``mel`` (white if None);
+    ``parametrization``: what the network's output means (eps if None)."""
+    denoise = (parametrization or Parametrization()).wrap(WindowedDenoiser(model, list(mel), precision=precision))
     shape = (mel.shape[0], mel.shape[-1] * model.cfg.hop_length)
     return sample(denoise, shape, schedule, sampler=sampler, eta=eta, generator=generator, device=mel.device,
                   dtype=mel.dtype, clip_x0=clip, progress=progress, callback=callback, prior=prior, **options)
@@ -166,14 +168,15 @@ class Vocoder:
 
     # -- vocoding -----------------------------------------------------------------------------------------------------
     def _denoiser(self, mels, plan: VocodingPlan, windows: dict):
-        """The network bound to ``mels`` in windows, made mel-consistent as ``plan`` says."""
-        denoise = WindowedDenoiser(self.model, mels, pad_value=self.silence_level, precision=self.precision,
-                                   network=self.network, fixed=self.network is not None, **windows)
+        """The network bound to ``mels`` in windows (as an eps-denoiser), made mel-consistent as ``plan`` says."""
+        windowed = WindowedDenoiser(self.model, mels, pad_value=self.silence_level, precision=self.precision,
+                                    network=self.network, fixed=self.network is not None, **windows)
+        denoise = self.bundle.eps_denoiser(windowed)
         if not plan.consistency.active:
             return denoise
         levels = plan.sampling.schedule.noise_levels.flip(0).tolist()                  # noisiest first
         k = plan.consistency.gl_steps
-        return MelConsistentDenoiser(denoise, mels, denoise.lengths, self.mel_config, plan.consistency,
+        return MelConsistentDenoiser(denoise, mels, windowed.lengths, self.mel_config, plan.consistency,
                                      gl_below=levels[min(k, len(levels)) - 1] if k > 0 else None, device=self.device)
 
     def _sample(self, mels: list[torch.Tensor], plan: VocodingPlan, noise, windows: dict, progress=False,

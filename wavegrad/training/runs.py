@@ -16,18 +16,21 @@ from ..audio.mel import MEL_PRESETS
 from ..audio.priors import PriorConfig
 from ..config import param, to_dict
 from ..diffusion import ScheduleConfig
+from ..diffusion.preconditioning import ObjectiveConfig
 from ..errors import UserInputError
-from ..models import DiffWaveConfig, WaveGradConfig
+from ..models import DiffWaveConfig, FreGradConfig, WaveGradConfig
 from ..models.image_unet import ImageUNetConfig
 from .enhancement_task import EnhanceDataConfig, EnhancementTask
 from .image_task import DATASETS, ImageDataConfig, ImageTask
 from .trainer import TrainConfig, Trainer
+from .vocoder_losses import VocoderLossConfig
 from .vocoder_task import VocoderDataConfig, VocoderTask
 
 # --model NAME -> the config builder of (architecture, preset): n_mels and hop come from the mel convention
 MODEL_PRESETS = {"tiny": WaveGradConfig.tiny, "base": WaveGradConfig.base, "large": WaveGradConfig.large,
                  "diffwave-tiny": DiffWaveConfig.tiny, "diffwave-base": DiffWaveConfig.base,
-                 "diffwave-large": DiffWaveConfig.large}
+                 "diffwave-large": DiffWaveConfig.large, "fregrad": FreGradConfig.base,
+                 "fregrad-tiny": FreGradConfig.tiny}
 ENHANCER_PRESETS = {k: v for k, v in MODEL_PRESETS.items() if k.startswith("diffwave")}
 
 
@@ -36,7 +39,8 @@ class VocoderRun:
     """A vocoder training run: network preset, mel convention, optimisation, data and training schedule."""
 
     model: str = param("base", "network: WaveGrad base (the paper's ~15M), large (~23M) or tiny (<1M, a CPU quick "
-                               "start); DiffWave base (64 channels, 2.6M) or large (128 channels, 6.9M)",
+                               "start); DiffWave base (64 channels, 2.6M), large (128 channels, 6.9M) or tiny; FreGrad "
+                               "(Haar sub-bands, 32 channels, 1.78M as the paper) or fregrad-tiny",
                        choices=tuple(MODEL_PRESETS), paper="base")
     learn_sigma: bool = param(False, "the network also predicts the reverse variance (Improved DDPM) and trains with "
                                      "the hybrid loss L_simple + 0.001 L_vlb; ancestral sampling then uses it",
@@ -44,6 +48,10 @@ class VocoderRun:
     mel_preset: str = param("hifigan", "mel convention of the conditioning features (the TTS model's output)",
                             choices=tuple(MEL_PRESETS))
     prior: PriorConfig = param(factory=PriorConfig, help="noise prior")
+    objective: ObjectiveConfig = param(factory=ObjectiveConfig, prefix="", help="training objective: "
+                                       "parametrisation, training noise levels and their weights (EDM)")
+    losses: VocoderLossConfig = param(factory=VocoderLossConfig, prefix="", help="losses beside the diffusion "
+                                      "objective: spectral loss on x0, InferGrad's rollout")
     train: TrainConfig = param(factory=TrainConfig, prefix="", help="optimisation and bookkeeping")
     data: VocoderDataConfig = param(factory=VocoderDataConfig, prefix="", help="data")
     schedule: ScheduleConfig = param(factory=ScheduleConfig, help="training noise schedule")
@@ -51,7 +59,7 @@ class VocoderRun:
     def mel_config(self) -> MelConfig:
         return MelConfig.preset(self.mel_preset)
 
-    def model_config(self) -> WaveGradConfig | DiffWaveConfig:
+    def model_config(self) -> WaveGradConfig | DiffWaveConfig | FreGradConfig:
         if self.model not in MODEL_PRESETS:
             raise UserInputError(f"unknown model {self.model!r}; choose from {', '.join(MODEL_PRESETS)}")
         mel = self.mel_config()
@@ -64,6 +72,12 @@ class VocoderRun:
     def validate(self) -> None:
         self.train.validate()
         self.prior.validate()
+        self.objective.validate()
+        self.losses.validate()
+        if self.learn_sigma and (self.objective.parametrization != "eps" or self.losses.spectral_weight
+                                 or self.losses.rollout_every):
+            raise UserInputError("--learn-sigma trains with the hybrid loss of an eps network: drop --parametrization "
+                                 "edm, --spectral-weight and --rollout-every, or --learn-sigma")
         if not self.data.data_dir:
             raise UserInputError("--data-dir is required (an LJSpeech-layout folder)")
         hop = self.mel_config().hop_length
@@ -143,7 +157,7 @@ def train_vocoder(run: VocoderRun, resume: str | None = None) -> tuple[Trainer, 
     Returns (trainer, final checkpoint path; None on ranks other than 0)."""
     run.validate()
     task = VocoderTask(run.model_config(), run.mel_config(), run.data, run.schedule, loss_kind=run.train.loss,
-                       seed=run.train.seed, prior=run.prior)
+                       seed=run.train.seed, prior=run.prior, objective=run.objective, losses=run.losses)
     return _fit(task, run, resume)
 
 

@@ -6,7 +6,9 @@ mixed precision, EMA, logging, validation cadence, checkpoints, resume and signa
     task.model                      the nn.Module to train (initialised by the task from the run's seed)
     task.train_set                  a Dataset indexed by (index, item_seed) (see sampler.py)
     task.schedule                   the training NoiseSchedule
-    task.loss(model, batch, noise)  scalar loss; noise(x0) -> (noise_level [B], z [B, ...]), see objective.py
+    task.loss(model, batch, noise)  scalar loss; noise(x0) -> (noise_level [B], z [B, ...]), see objective.py;
+                                    noise.step: the micro-step's number
+    task.objective (optional)       an ObjectiveConfig: where the training levels are drawn from
     task.validate(model, step, writer, out_dir) -> {name: float}   (EMA weights, main process)
     task.checkpoint_meta()          dict stored in every checkpoint (family, model/mel configs…)
     task.identity()                 the entries of checkpoint_meta() a checkpoint must share to be resumed
@@ -235,9 +237,10 @@ class Trainer:
         def noise(x0: torch.Tensor):
             g = torch.Generator().manual_seed(item_seed(self.cfg.seed + 1, micro_step, 0))
             level, z = training_noise(self.task.schedule, (local_batch * W, *x0.shape[1:]), generator=g,
-                                      device=x0.device, dtype=x0.dtype)
+                                      device=x0.device, dtype=x0.dtype, objective=getattr(self.task, "objective", None))
             sl = slice(r * local_batch, (r + 1) * local_batch)
             return level[sl], z[sl]
+        noise.step = micro_step          # a task's losses may run on every k-th step (InferGrad's rollout)
         return noise
 
     def _train_step(self, batches) -> tuple[float, float]:

@@ -15,11 +15,13 @@ from ..audio.priors import PriorConfig, build_prior, prior_statistics
 from ..bundle import VocoderBundle
 from ..config import param, to_dict
 from ..diffusion import ScheduleConfig, diffusion_loss
+from ..diffusion.preconditioning import ObjectiveConfig, Parametrization, loss_weights
 from ..diffusion.vlb import hybrid_loss
 from ..errors import UserInputError
 from ..models import VOCODERS, vocoder_architecture
 from ..trajectory import Trajectory
 from ..vocoder import vocode
+from .vocoder_losses import VocoderLossConfig, rollout_length, rollout_loss, spectral_x0_loss, x0_estimate
 
 
 @dataclass
@@ -44,7 +46,8 @@ class VocoderTask:
 
     def __init__(self, model_cfg, mel_cfg: MelConfig, data_cfg: VocoderDataConfig,
                  sched_cfg: ScheduleConfig, loss_kind: str = "l1", *, seed: int = 0,
-                 prior: PriorConfig | None = None):
+                 prior: PriorConfig | None = None, objective: ObjectiveConfig | None = None,
+                 losses: VocoderLossConfig | None = None):
         if model_cfg.n_mels != mel_cfg.n_mels or model_cfg.hop_length != mel_cfg.hop_length:
             raise UserInputError(f"model (n_mels={model_cfg.n_mels}, hop={model_cfg.hop_length}) and mel config "
                                  f"(n_mels={mel_cfg.n_mels}, hop={mel_cfg.hop_length}) disagree; make them match")
@@ -52,7 +55,11 @@ class VocoderTask:
         self.loss_kind = loss_kind
         self.prior_cfg = prior or PriorConfig()
         self.prior_cfg.validate()
-        self.architecture = vocoder_architecture(model_cfg)        # WaveGradConfig or DiffWaveConfig
+        self.objective = objective or ObjectiveConfig()      # the trainer draws its levels from objective.levels
+        self.objective.validate()
+        self.losses = losses or VocoderLossConfig()
+        self.losses.validate()
+        self.architecture = vocoder_architecture(model_cfg)        # a key of VOCODERS
         with torch.random.fork_rng(devices=[]):  # the initial weights are a function of the run's seed alone
             torch.manual_seed(seed)
             self.model = VOCODERS[self.architecture][0](model_cfg)
@@ -97,11 +104,35 @@ class VocoderTask:
             with torch.no_grad():
                 mel = self._featurizer(audio.device).paired(audio)
         level, z = noise(audio)  # [B], [B, T]
+        denoise = self._eps_denoiser(model, mel)
+        prior = self.prior(mel)
         if self.model_cfg.learn_sigma:   # Improved DDPM: L_simple + 0.001 L_vlb (audio: a continuous decoder)
-            return hybrid_loss(lambda x, l: model(x, l, mel), audio, level, z, self.schedule, kind=self.loss_kind,
-                               prior=self.prior(mel), bin_width=None)
-        return diffusion_loss(lambda x, l: model(x, l, mel), audio, level, z, kind=self.loss_kind,
-                              prior=self.prior(mel))
+            return hybrid_loss(denoise, audio, level, z, self.schedule, kind=self.loss_kind, prior=prior,
+                               bin_width=None)
+        seen: dict = {}
+        loss = diffusion_loss(denoise, audio, level, z, kind=self.loss_kind, prior=prior, outputs=seen,
+                              weights=loss_weights(level, self.objective, self.loss_kind))
+        if self.losses.spectral_weight:
+            x0_hat = x0_estimate(seen["x_t"], level, seen["eps_hat"])
+            loss = loss + self.losses.spectral_weight * spectral_x0_loss(x0_hat, audio, level,
+                                                                         self._featurizer(audio.device))
+        step = getattr(noise, "step", None)
+        if self.losses.rollout_every and step is not None and step % self.losses.rollout_every == 0:
+            loss = loss + self.losses.rollout_weight * self._rollout(model, audio, mel, step)
+        return loss
+
+    def _eps_denoiser(self, model, mel: torch.Tensor):
+        """``(x, level) -> eps`` of the network bound to ``mel``, through the run's parametrisation."""
+        return self.objective.network_parametrization().wrap(lambda x, level: model(x, level, mel))
+
+    def _rollout(self, model, audio: torch.Tensor, mel: torch.Tensor, step: int) -> torch.Tensor:
+        """InferGrad's loss on the first ``rollout_seconds`` of every crop (noise seeded by the step)."""
+        hop = self.mel_cfg.hop_length
+        n = rollout_length(self.losses, self.mel_cfg.sample_rate, hop, audio.shape[-1])
+        crop_mel = mel[..., : n // hop]
+        g = torch.Generator(device=audio.device).manual_seed(0x1F3D + step)
+        return rollout_loss(self._eps_denoiser(model, crop_mel), audio[:, :n], self.schedule, self.losses, hop,
+                            prior=self.prior(crop_mel), generator=g)
 
     def validate(self, model, step: int, writer, out_dir: Path) -> dict[str, float]:
         """Vocode the validation clips with the EMA weights; log-mel L1 against the real audio."""
@@ -117,7 +148,8 @@ class VocoderTask:
             utt, wav = item["id"], item["audio"][:max_len].to(device)[None]  # [1, T]
             mel = feat.paired(wav)  # [1, n_mels, frames]
             record = Trajectory(Trajectory.evenly(len(sched), 6)) if (writer is not None and k == 0) else None
-            out = vocode(model, mel, sched, eta=1.0, generator=g, prior=self.prior(mel), callback=record)  # [1, T]
+            out = vocode(model, mel, sched, eta=1.0, generator=g, prior=self.prior(mel), callback=record,
+                         parametrization=self.objective.network_parametrization())               # [1, T]
             l1s.append(log_mel_l1(wav, out, self.mel_cfg))
             write_audio(out_dir / f"{utt}.wav", out[0].cpu().numpy(), sr)
             if writer is not None and k < 2:
@@ -139,16 +171,18 @@ class VocoderTask:
 
     def checkpoint_meta(self) -> dict[str, Any]:
         bundle = VocoderBundle(self.architecture, self.model_cfg, self.mel_cfg, self.schedule, prior=self.prior_cfg,
-                               prior_stats=dict(self.prior_stats), consistency=RECOMMENDED)
+                               prior_stats=dict(self.prior_stats), consistency=RECOMMENDED,
+                               parametrization=self.objective.network_parametrization())
         return bundle.to_dict() | {"data_config": to_dict(self.data_cfg), "schedule_config": to_dict(self.sched_cfg)}
 
     # what checkpoints written before these entries existed were: WaveGrad, white noise
     legacy_identity = {"architecture": "wavegrad",
-                       "prior": {"config": to_dict(PriorConfig()), "stats": {}}}
+                       "prior": {"config": to_dict(PriorConfig()), "stats": {}},
+                       "parametrization": Parametrization().to_dict()}
 
     def identity(self) -> dict[str, Any]:
         meta = self.checkpoint_meta()
-        return {k: meta[k] for k in ("family", "architecture", "model_config", "mel_config", "prior")}
+        return {k: meta[k] for k in ("family", "architecture", "model_config", "mel_config", "prior", "parametrization")}
 
     def identity_configs(self) -> dict[str, type]:
         """The classes the stored configs are read through before comparing (fields added later: defaults)."""

@@ -1,0 +1,226 @@
+"""EDM's parametrisation, level distributions and weights; the spectral x0 loss; InferGrad's rollout: closed forms."""
+import argparse
+import math
+
+import pytest
+import torch
+
+from wavegrad import Vocoder
+from wavegrad.audio import MelConfig, MelFeaturizer
+from wavegrad.audio.losses import mel_l1, stft_loss
+from wavegrad.bundle import VocoderBundle, load_vocoder
+from wavegrad.config import add_arguments, from_args
+from wavegrad.data import write_splits
+from wavegrad.data.synthetic import make_speech_like_corpus
+from wavegrad.diffusion import NoiseSchedule, diffusion_loss, q_sample, sample
+from wavegrad.diffusion.preconditioning import (ObjectiveConfig, Parametrization, Preconditioned, coefficients,
+                                                 draw_levels, level_sigma, loss_weights)
+from wavegrad.errors import UserInputError
+from wavegrad.models import WaveGrad, WaveGradConfig
+from wavegrad.training.runs import VocoderRun, add_resume, train_vocoder
+from wavegrad.training.vocoder_losses import (VocoderLossConfig, rollout_loss, rollout_schedule, spectral_x0_loss,
+                                              x0_estimate)
+
+LEVELS = torch.tensor([0.9999, 0.99, 0.9, 0.5, 0.05], dtype=torch.float64)      # [B]
+
+
+def _state(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x0 = 0.1 * torch.randn(5, 64, generator=g, dtype=torch.float64)
+    eps = torch.randn(5, 64, generator=g, dtype=torch.float64)
+    return x0, eps, q_sample(x0, LEVELS, eps)
+
+
+def test_eps_parametrization_is_the_plain_eps_network():
+    """c_skip = 1, c_out = -sigma and c_in = 1/sqrt(1 + sigma²) (= a: the VP state itself) give back F = eps_hat."""
+    _, _, x_t = _state()
+    seen = {}
+
+    def raw(x, level):
+        seen["x"] = x
+        return torch.sin(3 * x) + level[:, None]
+
+    out = Preconditioned(raw, "eps")(x_t, LEVELS)
+    torch.testing.assert_close(seen["x"], x_t, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(out, raw(x_t, LEVELS), rtol=1e-10, atol=1e-10)
+    assert Parametrization().wrap(raw) is raw
+
+
+def test_edm_with_its_ideal_output_recovers_the_noise_exactly():
+    """F* = (x0 - c_skip·x_ve)/c_out (EDM eq. 8's target) makes D = x0, hence eps = (x_ve - x0)/sigma exactly."""
+    x0, eps, x_t = _state()
+    sd = 0.1
+    a = LEVELS[:, None]
+    sigma = level_sigma(a)
+    c_skip, c_out, c_in = coefficients(sigma, "edm", sd)
+    ideal = (x0 - c_skip * x_t / a) / c_out
+
+    def raw(x_in, level):
+        torch.testing.assert_close(x_in, c_in * x_t / a)           # the network sees c_in·x_ve
+        return ideal
+
+    torch.testing.assert_close(Preconditioned(raw, "edm", sd)(x_t, LEVELS), eps, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("sigma", [1e-3, 0.05, 0.1, 1.0, 80.0])
+def test_edm_coefficients_give_unit_variance_inputs_and_targets(sigma):
+    """Karras et al. 2022, App. B.6: Var(c_in·x_ve) = 1 and Var((x0 - c_skip·x_ve)/c_out) = 1 for x0 of std sd."""
+    sd = 0.1
+    c_skip, c_out, c_in = (float(c) for c in coefficients(torch.tensor(sigma, dtype=torch.float64), "edm", sd))
+    assert c_in ** 2 * (sigma ** 2 + sd ** 2) == pytest.approx(1.0, rel=1e-12)
+    assert ((1 - c_skip) ** 2 * sd ** 2 + c_skip ** 2 * sigma ** 2) / c_out ** 2 == pytest.approx(1.0, rel=1e-12)
+
+
+def test_lognormal_levels_follow_their_distribution():
+    cfg = ObjectiveConfig(levels="lognormal", p_mean=-2.0, p_std=0.5, sigma_min=1e-6)
+    sched = NoiseSchedule.linear(1000)
+    level = draw_levels(sched, 200_000, cfg, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    log_sigma = level_sigma(level).log()
+    assert float(log_sigma.mean()) == pytest.approx(-2.0, abs=0.01)
+    assert float(log_sigma.std()) == pytest.approx(0.5, abs=0.01)
+    # the fraction below the mean - 1 std of a normal: Phi(-1) = 0.1587
+    assert float((log_sigma < -2.5).double().mean()) == pytest.approx(0.1587, abs=0.005)
+
+
+def test_log_uniform_levels_are_uniform_in_log_sigma_over_their_range():
+    cfg = ObjectiveConfig(levels="log-uniform", sigma_min=1e-3)
+    sched = NoiseSchedule.linear(1000)
+    hi = float(sched.sigmas[-1])
+    log_sigma = level_sigma(draw_levels(sched, 100_000, cfg, generator=torch.Generator().manual_seed(1),
+                                        dtype=torch.float64)).log()
+    assert float(log_sigma.min()) >= math.log(1e-3) - 1e-9 and float(log_sigma.max()) <= math.log(hi) + 1e-9
+    assert float(log_sigma.mean()) == pytest.approx((math.log(1e-3) + math.log(hi)) / 2, abs=0.03)
+    assert float(log_sigma.var()) == pytest.approx((math.log(hi) - math.log(1e-3)) ** 2 / 12, rel=0.02)
+
+
+def test_the_wavegrad_distribution_is_the_default_draw():
+    sched = NoiseSchedule.linear(50)
+    a = draw_levels(sched, 8, None, generator=torch.Generator().manual_seed(3))
+    b = draw_levels(sched, 8, ObjectiveConfig(), generator=torch.Generator().manual_seed(3))
+    from wavegrad.diffusion import draw_noise_level
+    c = draw_noise_level(sched, 8, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a, c) and torch.equal(b, c)
+
+
+def test_edm_weights_make_the_eps_loss_lambda_times_the_denoiser_error():
+    """L2: weights·||eps_hat - eps||² = lambda(sigma)·||D - x0||² with lambda = (sigma² + sd²)/(sigma·sd)²."""
+    x0, eps, x_t = _state(2)
+    sd = 0.1
+    eps_hat = eps + 0.3 * torch.randn(eps.shape, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    cfg = ObjectiveConfig(weighting="edm", sigma_data=sd)
+    w = loss_weights(LEVELS, cfg, "l2")
+    sigma = level_sigma(LEVELS)
+    lam = (sigma ** 2 + sd ** 2) / (sigma * sd) ** 2
+    d = x_t / LEVELS[:, None] - sigma[:, None] * eps_hat                                    # D in VE terms
+    torch.testing.assert_close(w * (eps_hat - eps).square().mean(1), lam * (d - x0).square().mean(1))
+    torch.testing.assert_close(loss_weights(LEVELS, cfg, "l1"), w.sqrt())
+    assert loss_weights(LEVELS, ObjectiveConfig(), "l2") is None
+
+
+def test_weighted_diffusion_loss_is_the_weighted_mean_of_each_example():
+    x0, eps, _ = _state(3)
+    w = torch.tensor([1.0, 2.0, 0.0, 4.0, 0.5], dtype=torch.float64)
+    seen = {}
+
+    def denoise(x, level):
+        return 0.5 * eps
+
+    loss = diffusion_loss(denoise, x0, LEVELS, eps, kind="l1", weights=w, outputs=seen)
+    assert float(loss) == pytest.approx(float((w * 0.5 * eps.abs().mean(1)).mean()), rel=1e-6)  # in fp32
+    torch.testing.assert_close(x0_estimate(seen["x_t"], LEVELS, eps), x0)          # eps_hat = eps gives x0 back
+
+
+def test_spectral_losses_vanish_on_equal_inputs_and_match_the_gain_closed_form():
+    """Parallel WaveGAN: a pure gain g gives spectral convergence |1 - g| and log-magnitude |ln g| at every
+    resolution; HiFi-GAN's log-mel L1 of a gain is |ln g| (bins above the log floor)."""
+    t = torch.arange(8192, dtype=torch.float32) / 22050
+    x = (0.3 * torch.sin(2 * math.pi * 220 * t) + 0.2 * torch.sin(2 * math.pi * 1234 * t)
+         + 0.05 * torch.randn(8192, generator=torch.Generator().manual_seed(0)))[None]
+    feat = MelFeaturizer(MelConfig())
+    assert float(stft_loss(x, x)[0]) == 0.0 and float(mel_l1(x, x, feat)[0]) == 0.0
+    g = 0.5
+    assert float(stft_loss(g * x, x)[0]) == pytest.approx(abs(1 - g) + abs(math.log(g)), rel=1e-3)
+    assert float(mel_l1(g * x, x, feat)[0]) == pytest.approx(abs(math.log(g)), rel=1e-3)
+    w = spectral_x0_loss(g * x.expand(2, -1), x.expand(2, -1), torch.tensor([1.0, 0.0]), feat)
+    assert float(w) == pytest.approx(0.5 * (abs(1 - g) + 2 * abs(math.log(g))), rel=1e-3)
+
+
+def test_the_rollout_keeps_the_graph_and_sample_does_not_by_default():
+    sched = NoiseSchedule.linear(1000)
+    rs = rollout_schedule(sched, 3)
+    assert len(rs) == 3
+    torch.testing.assert_close(rs.sigmas[[0, -1]], sched.sigmas[[0, -1]])
+    w = torch.nn.Parameter(torch.tensor(0.5))
+
+    def denoise(x, level):
+        return w * x
+
+    x0 = 0.1 * torch.randn(2, 4096, generator=torch.Generator().manual_seed(0))
+    loss = rollout_loss(denoise, x0, sched, VocoderLossConfig(rollout_every=1, rollout_steps=3), 256,
+                        generator=torch.Generator().manual_seed(1))
+    loss.backward()
+    assert torch.isfinite(loss) and w.grad is not None and float(w.grad) != 0.0
+    out = sample(denoise, (1, 64), rs, sampler="ddim", eta=0.0, generator=torch.Generator().manual_seed(1))
+    assert not out.requires_grad
+
+
+def test_bad_objective_settings_are_one_line_errors():
+    with pytest.raises(UserInputError, match="sigma-data"):
+        ObjectiveConfig(sigma_data=0).validate()
+    with pytest.raises(UserInputError, match="levels"):
+        ObjectiveConfig(levels="uniform").validate()
+    with pytest.raises(UserInputError, match="rollout-steps"):
+        VocoderLossConfig(rollout_every=2, rollout_steps=0).validate()
+    with pytest.raises(UserInputError, match="parametrization"):
+        Parametrization.from_dict({"name": "v"})
+
+
+def test_a_bundle_stores_its_parametrization_and_old_ones_read_as_eps():
+    cfg = WaveGradConfig.tiny()
+    bundle = VocoderBundle.of(cfg, MelConfig(), NoiseSchedule.linear(10), parametrization=Parametrization("edm", 0.1))
+    d = bundle.to_dict()
+    assert d["parametrization"] == {"name": "edm", "sigma_data": 0.1}
+    assert VocoderBundle.from_dict(d).parametrization == Parametrization("edm", 0.1)
+    d.pop("parametrization")
+    assert VocoderBundle.from_dict(d).parametrization == Parametrization()
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    d = tmp_path_factory.mktemp("corpus")
+    make_speech_like_corpus(d, n_clips=4, seed=2)
+    write_splits(d, n_val=1, n_test=1)
+    return d
+
+
+def _train(corpus, run_dir, *extra):
+    parser = argparse.ArgumentParser()
+    add_resume(parser)
+    add_arguments(parser, VocoderRun)
+    args = parser.parse_args(["--data-dir", str(corpus), "--run-dir", str(run_dir), "--model", "tiny",
+                              "--batch-size", "2", "--segment-length", "2048", "--num-workers", "0", "--val-every",
+                              "0", "--log-every", "1", "--cpu", *extra])
+    return train_vocoder(from_args(VocoderRun, args), resume=args.resume)
+
+
+def test_an_edm_run_with_every_option_trains_stores_its_parametrization_and_vocodes(corpus, tmp_path):
+    flags = ["--parametrization", "edm", "--sigma-data", "0.1", "--levels", "lognormal", "--weighting", "edm",
+             "--spectral-weight", "1", "--rollout-every", "2", "--rollout-steps", "2", "--rollout-seconds", "0.05"]
+    trainer, path = _train(corpus, tmp_path / "r", "--max-steps", "3", *flags)
+    assert all(math.isfinite(h["loss"]) for h in trainer.history if "loss" in h)
+    bundle, weights, _ = load_vocoder(path)
+    assert bundle.parametrization == Parametrization("edm", 0.1)
+    voc = Vocoder.from_checkpoint(path)
+    mel = torch.randn(80, 6) - 5
+    wav = voc(mel, steps=3, generator=torch.Generator().manual_seed(0), consistency="none")
+    # the vocoder samples through the stored parametrisation: the same weights read as eps give another waveform
+    plain = Vocoder(bundle.network(weights), bundle=bundle.replace(parametrization=Parametrization()))
+    other = plain(mel, steps=3, generator=torch.Generator().manual_seed(0), consistency="none")
+    assert torch.isfinite(wav).all() and not torch.allclose(wav, other)
+    with pytest.raises(UserInputError, match="parametrization"):     # an eps run cannot resume an edm checkpoint
+        _train(corpus, tmp_path / "r", "--max-steps", "4", "--resume", "auto")
+
+
+def test_learned_variance_refuses_the_options_it_cannot_combine_with(corpus, tmp_path):
+    with pytest.raises(UserInputError, match="learn-sigma"):
+        _train(corpus, tmp_path / "r", "--max-steps", "1", "--learn-sigma", "--spectral-weight", "1")
