@@ -210,10 +210,11 @@ def arctic_clip() -> Path | None:
         return None
 
 
-def write_real_speech(out_dir: str | os.PathLike, sample_rate: int = 22050) -> Path:
+def write_real_speech(out_dir: str | os.PathLike, sample_rate: int = 22050, train: bool = False) -> Path:
     """The real recording(s) as an LJSpeech-layout folder whose test split is all of them (held-out speech for
     ``wavegrad benchmark --data-dir OUT``): 16 kHz resampled to ``sample_rate`` (its band ends at 8 kHz, the
-    HiFi-GAN mel's top)."""
+    HiFi-GAN mel's top). ``train=True`` puts them in the train split too: the one-utterance corpus of an overfit
+    check (a model trained on it is scored on what it was trained on)."""
     import librosa
     from ..audio import read_audio, write_audio
     src = arctic_clip()
@@ -227,7 +228,8 @@ def write_real_speech(out_dir: str | os.PathLike, sample_rate: int = 22050) -> P
     text = ARCTIC_TEXT["arctic_a0007"]
     with atomic_path(out_dir / "metadata.csv") as tmp:
         tmp.write_text(f"arctic_a0007|{text}|{text}\n", encoding="utf-8")
-    for split, ids in (("train", []), ("val", ["arctic_a0007"]), ("test", ["arctic_a0007"])):
+    for split, ids in (("train", ["arctic_a0007"] if train else []), ("val", ["arctic_a0007"]),
+                       ("test", ["arctic_a0007"])):
         with atomic_path(out_dir / f"{split}.txt") as tmp:
             tmp.write_text("".join(f"{i}\n" for i in ids))
     return out_dir
