@@ -63,6 +63,22 @@ def test_edm_with_its_ideal_output_recovers_the_noise_exactly():
     torch.testing.assert_close(Preconditioned(raw, "edm", sd)(x_t, LEVELS), eps, rtol=1e-9, atol=1e-9)
 
 
+def test_the_eps_view_is_table_1_multiplied_out_and_finite_where_sigma_rounds_to_0():
+    sd, g = 0.1, torch.Generator().manual_seed(0)
+    a = torch.tensor([0.05, 0.3, 0.9, 0.999, 0.99999], dtype=torch.float64)
+    x, f = torch.randn(5, 16, generator=g, dtype=torch.float64), torch.randn(5, 16, generator=g, dtype=torch.float64)
+    seen = {}
+    eps = Preconditioned(lambda x_in, level: seen.setdefault("x_in", x_in) * 0 + f, "edm", sd)(x, a)
+    sigma = level_sigma(a)[:, None]
+    c_skip, c_out, c_in = coefficients(sigma, "edm", sd)
+    x_ve = x / a[:, None]
+    torch.testing.assert_close(seen["x_in"], c_in * x_ve)
+    torch.testing.assert_close(eps, (x_ve - c_skip * x_ve - c_out * f) / sigma)
+    one = torch.ones(2)                       # sigma = 0: the Table 1 form is 0/0, the limit is eps = -F
+    out = Preconditioned(lambda x_in, level: f[:2].float(), "edm", sd)(x[:2].float(), one)
+    torch.testing.assert_close(out, -f[:2].float())
+
+
 @pytest.mark.parametrize("sigma", [1e-3, 0.05, 0.1, 1.0, 80.0])
 def test_edm_coefficients_give_unit_variance_inputs_and_targets(sigma):
     """Karras et al. 2022, App. B.6: Var(c_in·x_ve) = 1 and Var((x0 - c_skip·x_ve)/c_out) = 1 for x0 of std sd."""

@@ -119,12 +119,22 @@ class Preconditioned:
 
     def __call__(self, x: torch.Tensor, level: torch.Tensor):
         a = append_dims(level.to(x.dtype), x.ndim)                                       # [B, 1, ...]
-        sigma = level_sigma(a)
-        c_skip, c_out, c_in = coefficients(sigma, self.parametrization, self.sigma_data)
-        x_ve = x / a
-        out = prediction_of(self.raw(c_in * x_ve, level))
-        eps = (x_ve - (c_skip * x_ve + c_out * out.eps.to(x.dtype))) / sigma
+        c_x, k_x, k_f = vp_coefficients(a, self.parametrization, self.sigma_data)
+        out = prediction_of(self.raw(c_x * x, level))
+        eps = k_x * x + k_f * out.eps.to(x.dtype)
         return eps if out.v is None else Prediction(eps, out.v)
+
+
+def vp_coefficients(a: torch.Tensor, parametrization: str, sigma_data: float) -> tuple[torch.Tensor, ...]:
+    """``(c, k_x, k_f)`` with network input ``c·x`` and ``eps = k_x·x + k_f·F`` in the VP variable ``x = a·x_ve``:
+    Table 1's ``c_in·x_ve`` and ``(x_ve - c_skip·x_ve - c_out·F)/sigma`` with ``sigma = s/a``, ``s = sqrt(1 - a²)``,
+    multiplied out so that nothing divides by ``s`` or ``a``: a level that rounds to 1 in float32 (``sigma = 0``)
+    gives eps = -F instead of 0/0. edm: ``m = s² + a²·sd²``, ``c = m^-1/2``, ``k_x = s/m``, ``k_f = -a·sd/sqrt(m)``."""
+    if parametrization == "eps":
+        return torch.ones_like(a), torch.zeros_like(a), torch.ones_like(a)
+    s2 = (1.0 - a * a).clamp_min(0)
+    m = s2 + a * a * sigma_data ** 2
+    return m.rsqrt(), s2.sqrt() / m, -a * sigma_data * m.rsqrt()
 
 
 def draw_levels(schedule: NoiseSchedule, batch: int, cfg: ObjectiveConfig | None, *,
