@@ -8,6 +8,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -304,28 +305,38 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def markdown_table(rows: list[dict], meta: dict) -> str:
-    cols = [c for c in COLUMNS if any(c in r for r in rows)]
-    head = (f"device {meta['device']} ({meta.get('hardware', '')}), {meta.get('precision', 'fp32')}"
-            f"{', compiled' if meta.get('compiled') else ''}; "
-            f"{len(meta['clips'])} clips x {meta['seconds_per_clip']:.2f} s, seed {meta['seed']}")
+def table(rows: list[dict], meta: dict, columns: Sequence[str], head: str) -> str:
+    """A markdown report: ``head``, the table of ``columns`` that some row has, then ``meta["notes"]``."""
+    cols = [c for c in columns if any(c in r for r in rows)]
     lines = [head, "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(_fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
     lines += [f"- {n}" for n in meta["notes"]]
     return "\n".join(lines)
 
 
-def write_reports(out_dir: Path, rows: list[dict], meta: dict) -> None:
+def write_tables(out_dir: Path, rows: list[dict], meta: dict, columns: Sequence[str], markdown: str) -> None:
+    """``out_dir/benchmark.md`` (``markdown``), ``.json`` (meta and rows) and ``.csv`` (the ``columns`` some row
+    has), each written atomically; shared by the vocoder and the enhancement benchmarks."""
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / "benchmark.md") as tmp:
-        tmp.write_text(markdown_table(rows, meta) + "\n")
+        tmp.write_text(markdown + "\n")
     with atomic_path(out_dir / "benchmark.json") as tmp:
         tmp.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2, default=str))
-    cols = [c for c in COLUMNS if any(c in r for r in rows)]
     with atomic_path(out_dir / "benchmark.csv") as tmp, open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
+        w = csv.DictWriter(f, fieldnames=[c for c in columns if any(c in r for r in rows)], extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
+
+
+def markdown_table(rows: list[dict], meta: dict) -> str:
+    head = (f"device {meta['device']} ({meta.get('hardware', '')}), {meta.get('precision', 'fp32')}"
+            f"{', compiled' if meta.get('compiled') else ''}; "
+            f"{len(meta['clips'])} clips x {meta['seconds_per_clip']:.2f} s, seed {meta['seed']}")
+    return table(rows, meta, COLUMNS, head)
+
+
+def write_reports(out_dir: Path, rows: list[dict], meta: dict) -> None:
+    write_tables(out_dir, rows, meta, COLUMNS, markdown_table(rows, meta))
     plot(out_dir / "benchmark.png", rows)
 
 

@@ -8,7 +8,6 @@ means over the mixtures; every row's audio and log-mel picture for every mixture
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -20,8 +19,8 @@ import torch
 
 from ..audio import metrics as M
 from ..errors import UserInputError
-from ..utils import atomic_path
 from . import listening
+from .benchmark import table, write_tables
 
 COLUMNS = ["system", "steps", "rtf", "pesq_wb", "stoi", "si_sdr", "si_sdr_i", "dnsmos_ovrl", "log_mel_l1"]
 
@@ -128,23 +127,10 @@ def _scale(enh, mixtures: Sequence[Mixture]) -> tuple[float, float]:
 
 
 def markdown_table(rows: list[dict], meta: dict) -> str:
-    cols = [c for c in COLUMNS if any(c in r for r in rows)]
-    lines = [f"{len(meta['clips'])} mixtures, {meta['seconds_per_clip']:.2f} s each on average, seed {meta['seed']}",
-             "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    fmt = (lambda v: ("n/a" if math.isnan(v) else f"{v:.3f}") if isinstance(v, float) else str(v))
-    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
-    return "\n".join(lines + [f"- {n}" for n in meta["notes"]])
+    head = f"{len(meta['clips'])} mixtures, {meta['seconds_per_clip']:.2f} s each on average, seed {meta['seed']}"
+    return table(rows, meta, COLUMNS, head)
 
 
 def _write_reports(out_dir: Path, rows: list[dict], meta: dict) -> None:
-    import csv
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out_dir / "benchmark.md") as tmp:
-        tmp.write_text(markdown_table(rows, meta) + "\n")
-    with atomic_path(out_dir / "benchmark.json") as tmp:
-        tmp.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2, default=str))
-    with atomic_path(out_dir / "benchmark.csv") as tmp, open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=[c for c in COLUMNS if any(c in r for r in rows)], extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
+    write_tables(out_dir, rows, meta, COLUMNS, markdown_table(rows, meta))
     listening.write_page(out_dir, rows, meta["clips"], meta)
