@@ -83,6 +83,33 @@ def test_one_layout_in_both_memory_formats_and_learned_variance(channels_last):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("frames, cycle, signal", [(4, 3, False), (1, 10, True)])
+def test_the_cpu_gemm_body_computes_the_layers_function(frames, cycle, signal):
+    """CPU inference runs GemmBody (no conv module is called) and equals the conv layers (grad on, the training path)
+    for a batch at different levels, non-zero biases, and dilations up to twice the clip (512 > 256 samples: taps
+    that read only padding)."""
+    torch.manual_seed(0)
+    net = DiffWave(DiffWaveConfig(residual_channels=8, residual_layers=2 * cycle, dilation_cycle=cycle,
+                                  signal_condition=signal))
+    with torch.no_grad():
+        net.output_projection.weight.normal_(0, 0.5)
+        for layer in net.layers:
+            layer.output_projection.bias.normal_(0, 0.5)
+    x, level, mel = torch.randn(3, frames * 256), torch.tensor([0.9, 0.3, 0.01]), torch.randn(3, 80, frames)
+    sig = torch.randn(3, frames * 256) if signal else None
+    ref = net(x, level, mel, sig).detach()
+    calls = []
+    for layer in net.layers:
+        layer.dilated_conv.register_forward_hook(lambda *a: calls.append(1))
+    with torch.no_grad():
+        out = net(x, level, mel, sig)
+    assert not calls and (ref - out).abs().max() < 1e-5 * ref.abs().max()
+    with torch.no_grad():
+        for i in range(3):                                  # one utterance at a time equals the batch
+            torch.testing.assert_close(net(x[i:i + 1], level[i:i + 1], mel[i:i + 1],
+                                           None if sig is None else sig[i:i + 1])[0], out[i])
+
+
 def test_receptive_field_is_within_the_context_the_windows_keep():
     """Autograd: eps at one sample depends on x only within the sum of the dilations (6139-sample receptive field
     of §3.3 for 30 layers), i.e. within CONTEXT_FRAMES mel frames, which the long-form overlap keeps."""

@@ -23,6 +23,9 @@ Departures from the paper, and why:
 * **The mel is upsampled once per utterance** (:meth:`encode_mel`), not per step; the 30 per-layer 1x1
   projections of it run per step: caching them would hold 2C·L channels at the audio rate (1.1 GB per 3 s window
   for base in fp32) to save about a quarter of a step's work.
+* **CPU inference runs the same layers as matrix products** (:class:`GemmBody`): time-major, every conv tap and
+  projection one in-place GEMM into preallocated buffers. Same function (within float rounding, test), but no
+  tensor allocated per op and oneDNN's slow kernels for large dilations avoided.
 """
 from __future__ import annotations
 
@@ -155,6 +158,64 @@ class ResidualLayer(nn.Module):
         residual, skip = y.chunk(2, dim=1)
         return (x + residual) / math.sqrt(2.0), skip
 
+    def gemm_weights(self, k: int) -> dict[str, Any]:
+        """This layer (the ``k``-th) as the matrices :class:`GemmBody` multiplies by; see there for the scales."""
+        taps = (self.dilated_conv.weight * self.gate_scale[:, None, None]).permute(2, 1, 0)   # [3, C, 2C] on x
+        c = taps.shape[1]
+        grow = torch.ones(2 * c, dtype=taps.dtype, device=taps.device)
+        grow[:c] = 2.0 ** (k / 2)                                                      # residual half times 2^(k/2)
+        return {"dilation": self.dilated_conv.dilation[0],
+                "taps": (taps * 2.0 ** (-k / 2)).contiguous(), "taps_x": taps,           # the former read u
+                "mel": (self.mel_projection.weight[:, :, 0] * self.gate_scale[:, None]).t().contiguous(),
+                "bias": (self.dilated_conv.bias + self.mel_projection.bias) * self.gate_scale,
+                "out": (self.output_projection.weight[:, :, 0].t() * grow).contiguous(),
+                "out_bias": self.output_projection.bias, "noise": self.noise_projection}
+
+
+class GemmBody:
+    """DiffWave's residual stack for CPU inference as in-place matrix products on time-major ``[T, channels]``
+    rows, one utterance at a time. The function is the layers' (:meth:`ResidualLayer.forward`); the algebra:
+
+    * With ``x_{k+1} = (x_k + r_k + b_k)/sqrt(2)`` (``r_k`` the residual half of the output projection, ``b_k`` its
+      bias), ``x_k = 2^(-k/2)·u_k + c_k`` where ``u_0 = x_0``, ``u_{k+1} = u_k + 2^(k/2)·r_k`` and the constant
+      ``c_{k+1} = (c_k + b_k)/sqrt(2)``. So the residual is one accumulating GEMM into ``u`` (and the skip half
+      into the skip sum, the same GEMM), and the 2^(-k/2) sits in the next layer's taps.
+    * The dilated conv reads ``x_k + e_k`` (``e_k`` the noise projection), zero-padded: the constant
+      ``v = c_k + e_k`` contributes ``sum_j W_j v`` to the bias, minus the taps that read the padding
+      (``W_0 v`` on the first ``d`` rows, ``W_2 v`` on the last ``d``); the taps read ``u`` through row offsets
+      into a buffer with ``max(d)`` zero rows either side.
+    """
+
+    def __init__(self, net: "DiffWave"):
+        self.net = net
+        self.layers = [layer.gemm_weights(k) for k, layer in enumerate(net.layers)]   # once per call: never stale
+
+    def __call__(self, x_noisy: torch.Tensor, emb: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
+        # x_noisy: [B, T]; emb: [B, 512]; mel: [B, n_mels, 1, T] -> the output projection's input [B, T, C]
+        return torch.stack([self._one(x, e[None], m[:, 0].t()) for x, e, m in zip(x_noisy, emb, mel)])
+
+    def _one(self, x_noisy: torch.Tensor, emb: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
+        # x_noisy: [T]; emb: [1, 512]; mel: [T, n_mels]
+        t, c, pad = x_noisy.shape[0], self.net.cfg.residual_channels, max(w["dilation"] for w in self.layers)
+        rows = x_noisy.new_zeros(pad + t + pad, 2 * c)                               # [u | skip sum], zero margins
+        body = rows[pad:pad + t]                                                       # [T, 2C]
+        proj = self.net.input_projection
+        body[:, :c] = F.relu(torch.addmm(proj.bias, x_noisy[:, None], proj.weight[:, :, 0].t()))
+        y, g = x_noisy.new_empty(t, 2 * c), x_noisy.new_empty(t, c)
+        const, skip_bias = torch.zeros_like(proj.bias), 0.0                            # c_k; sum of skip biases
+        for w in self.layers:
+            d, v = w["dilation"], const + w["noise"](emb)[0]                           # v: [C]
+            torch.addmm(w["bias"] + v @ w["taps_x"].sum(0), rows[pad - d:pad - d + t, :c], w["taps"][0], out=y)
+            y.addmm_(body[:, :c], w["taps"][1]).addmm_(rows[pad + d:pad + d + t, :c], w["taps"][2])
+            y.addmm_(mel, w["mel"])                                                    # [T, 2C]
+            y[:min(d, t)] -= v @ w["taps_x"][0]                                        # the padding, not x + e
+            y[max(t - d, 0):] -= v @ w["taps_x"][2]
+            y.sigmoid_()                                                               # as ResidualLayer's gate
+            torch.addcmul(y[:, :c], y[:, :c], y[:, c:], value=-2.0, out=g)             # [T, C]
+            body.addmm_(g, w["out"])
+            const, skip_bias = (const + w["out_bias"][:c]) / math.sqrt(2.0), skip_bias + w["out_bias"][c:]
+        return body[:, c:] + skip_bias                                                 # [T, C] the skip sum
+
 
 class DiffWave(nn.Module):
     """``DiffWave(cfg)(x_noisy [B, T], noise_level [B], mel [B, n_mels, frames]) -> eps_hat [B, T]``
@@ -205,15 +266,23 @@ class DiffWave(nn.Module):
     def denoise(self, x_noisy: torch.Tensor, emb: torch.Tensor, mel_features: torch.Tensor):
         """The network on pre-computed conditioning; no input checks (use ``forward`` for those)."""
         fmt = body_format(x_noisy, self.channels_last)                                 # the one layout decision
-        x = F.relu(self.input_projection(x_noisy[:, None, None])).contiguous(memory_format=fmt)   # [B, C, 1, T]
-        mel = mel_features.contiguous(memory_format=fmt)                               # [B, n_mels, 1, T]
-        skip = 0.0
-        for layer in self.layers:
-            x, s = layer(x, emb, mel)
-            skip = skip + s                                                            # [B, C, 1, T]
+        if fmt is torch.channels_last and self._gemm_ok(x_noisy):
+            skip = GemmBody(self)(x_noisy, emb, mel_features).transpose(1, 2)[:, :, None]   # [B, C, 1, T]
+        else:
+            x = F.relu(self.input_projection(x_noisy[:, None, None])).contiguous(memory_format=fmt)   # [B, C, 1, T]
+            mel = mel_features.contiguous(memory_format=fmt)                           # [B, n_mels, 1, T]
+            skip = 0.0
+            for layer in self.layers:
+                x, s = layer(x, emb, mel)
+                skip = skip + s                                                        # [B, C, 1, T]
         x = F.relu(self.skip_projection(skip / math.sqrt(len(self.layers))))
         out = self.output_projection(x).reshape(x.shape[0], -1, x_noisy.shape[-1])    # [B, 1 or 2, T]
         return (out[:, 0], out[:, 1]) if self.cfg.learn_sigma else out[:, 0]
+
+    @staticmethod
+    def _gemm_ok(x: torch.Tensor) -> bool:
+        """The GEMM body serves CPU inference outside autocast (it writes in place; bf16 autocast keeps convs)."""
+        return x.device.type == "cpu" and not torch.is_grad_enabled() and not torch.is_autocast_enabled("cpu")
 
     def forward(self, x_noisy: torch.Tensor, noise_level: torch.Tensor, mel: torch.Tensor,
                 signal: torch.Tensor | None = None):
