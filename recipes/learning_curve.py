@@ -45,6 +45,8 @@ CONFIGS = {
     "spectral": ({"losses.spectral_weight": 1.0}, "+ MR-STFT + mel L1 on x0_hat, weighted by a²"),
     "infergrad": ({"losses.rollout_every": 4, "losses.rollout_steps": 3},
                   "+ InferGrad's loss through a 3-step DDIM rollout every 4th step"),
+    "edm-specgrad-infergrad": (EDM | {"prior.kind": "specgrad", "losses.rollout_every": 4, "losses.rollout_steps": 3},
+                               "EDM with SpecGrad's prior and InferGrad's 3-step rollout every 4th step"),
     "fregrad": ({"model": "fregrad"}, "FreGrad (Nguyen et al. 2024): Haar sub-bands, 1.78M parameters"),
     "specgrad": ({"prior.kind": "specgrad"}, "SpecGrad's prior (Koizumi et al. 2022)"),
     "quick": (None, "the quick preset as `make demo` trains it"),

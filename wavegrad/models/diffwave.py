@@ -281,8 +281,10 @@ class DiffWave(nn.Module):
 
     @staticmethod
     def _gemm_ok(x: torch.Tensor) -> bool:
-        """The GEMM body serves CPU inference outside autocast (it writes in place; bf16 autocast keeps convs)."""
-        return x.device.type == "cpu" and not torch.is_grad_enabled() and not torch.is_autocast_enabled("cpu")
+        """The GEMM body serves fp32/fp64 CPU inference outside autocast: it writes in place (no autograd), bf16
+        autocast keeps oneDNN's convs, and its ``u`` grows as 2^(L/2) (32768 for 30 layers: past fp16's range)."""
+        return (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and not torch.is_grad_enabled()
+                and not torch.is_autocast_enabled("cpu"))
 
     def forward(self, x_noisy: torch.Tensor, noise_level: torch.Tensor, mel: torch.Tensor,
                 signal: torch.Tensor | None = None):
