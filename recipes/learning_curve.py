@@ -11,8 +11,9 @@ the first milestone, is scored, resumes to the next, and so on (scoring is not c
 held-out clips without mel-consistent sampling (what the network alone gives): log-mel L1, STOI, PESQ-WB and WER
 where the eval extra is installed, each averaged over the real recording (data/real: CMU ARCTIC, never trained on)
 and the corpus' test clips, and how much of the noise one network call removes at sqrt(alpha_bar) = 0.999, 0.99 and
-0.95 (``x0_err``: ||x0_hat - x0|| / ||x_t/a - x0||; 1 removes nothing, 0 everything). Writes OUT/curve.csv and
-OUT/curve.png; the runs stay in OUT/<config>/. Minutes are wall-clock on this machine: run nothing else meanwhile.
+0.95 (``x0_err``: ||x0_hat - x0|| / ||x_t/a - x0||; 1 removes nothing, 0 everything). Writes OUT/curve.csv,
+OUT/curve.png and OUT/mels.png (the first scored clip's log-mel beside each configuration's at its last milestone);
+the runs stay in OUT/<config>/. Minutes are wall-clock on this machine: run nothing else meanwhile.
 """
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ import math
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ljspeech import PRESETS, QUICKSTART, REAL_SPEECH, prepare_quickstart, prepare_real_speech  # noqa: E402
@@ -77,8 +80,9 @@ def scoring_sets(one_utterance: bool, test_clips: int) -> tuple[Path | None, lis
     return None, ([(REAL_SPEECH, 1)] if prepare_real_speech(REAL_SPEECH) else []) + [(QUICKSTART, test_clips)]
 
 
-def score(ckpt: Path, sets: list[tuple[Path, int]], plan: dict) -> dict[str, float]:
-    """Mean of every metric over the clips of ``sets`` ([(data dir, clips)]), and the x0 error ratios."""
+def score(ckpt: Path, sets: list[tuple[Path, int]], plan: dict, mels: list | None = None) -> dict[str, float]:
+    """Mean of every metric over the clips of ``sets`` ([(data dir, clips)]), and the x0 error ratios; appends
+    (truth, estimate) log-mels ``[n_mels, F]`` of the first clip to ``mels`` when given."""
     from wavegrad import Vocoder
     from wavegrad.audio.metrics import available_optional_metrics
     from wavegrad.commands.benchmark import score_clips
@@ -89,6 +93,9 @@ def score(ckpt: Path, sets: list[tuple[Path, int]], plan: dict) -> dict[str, flo
     for data_dir, n in sets:
         clips = load_eval_clips(voc, data_dir, "test", n, 5.0)
         est, _ = vocode_clips(voc, clips, 0, consistency="none", **plan)
+        if mels is not None and not rows:
+            n = int(clips.lengths[0])
+            mels.append(tuple(voc.featurizer.paired(w[:n])[0].numpy() for w in (clips.wav[0], est[0])))
         row = score_clips(clips, est, voc.mel_config, optional)
         row |= {f"x0_err_{a}": v for a, v in x0_error_ratios(voc, clips).items()}
         rows.append(row)
@@ -149,24 +156,36 @@ def main(argv=None) -> int:
         data_dir, sets = scoring_sets(args.one_utterance, args.test_clips)
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        table, plan = [], {"sampler": args.sampler, "nfe": args.nfe}
+        table, plan, panels = [], {"sampler": args.sampler, "nfe": args.nfe}, []
         for name in names:
             run, done = run_for(name, out, data_dir), 0.0
             for m in milestones:
                 t0 = time.time()
                 trainer, ckpt = train_vocoder(replace(run, **{"train.max_minutes": m - done}),
                                               resume="auto" if done else None)
-                done = m
-                row = {"config": name, "minutes": m, "step": trainer.step} | score(ckpt, sets, plan)
+                done, mels = m, []
+                row = {"config": name, "minutes": m, "step": trainer.step} | score(ckpt, sets, plan, mels)
                 table.append(row)
                 print(f"{name} @ {m:g} min (step {trainer.step}, {time.time() - t0:.0f} s with scoring): "
                       + ", ".join(f"{k} {v:.3f}" for k, v in row.items() if k in METRICS), flush=True)
                 _write(out / "curve.csv", table)
+            if not panels:
+                panels.append(("truth", mels[0][0]))
+            panels.append((f"{name}, {m:g} min, {args.sampler} {args.nfe} NFE", mels[0][1]))
         plot(out / "curve.png", table)
-        print(f"wrote {out / 'curve.csv'} and {out / 'curve.png'}")
+        plot_mels(out / "mels.png", panels)
+        print(f"wrote {out / 'curve.csv'}, {out / 'curve.png'} and {out / 'mels.png'} (the first scored clip's log-mels)")
         return 0
 
     return run_main("learning curve", body)
+
+
+def plot_mels(path: Path, panels: list[tuple[str, np.ndarray]]) -> None:
+    """The first scored clip's log-mel beside each configuration's at its last milestone, on the truth's scale: where
+    a listener hears the difference (an envelope without harmonics reads well on log-mel L1 and sounds whispered)."""
+    from wavegrad.commands.listening import plot_mels as draw
+    truth = panels[0][1]
+    draw(path, panels, (float(np.percentile(truth, 1)), float(truth.max())))
 
 
 def _write(path: Path, table: list[dict]) -> None:

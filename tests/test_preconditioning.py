@@ -293,3 +293,4 @@ def test_the_quick_preset_learns_one_real_utterance(tmp_path, monkeypatch):
         row = list(csv.DictReader(f))[-1]
     assert float(row["log_mel_l1"]) < 1.3
     assert float(row["stoi"]) > 0.65
+    assert (tmp_path / "runs" / "overfit" / "mels.png").stat().st_size > 10_000     # truth and the run, side by side
