@@ -135,6 +135,12 @@ def main(argv=None) -> int:
     p.add_argument("--minutes", default="2,4,8", help="milestones: training CPU minutes at which to score")
     p.add_argument("--sampler", default="ddim", help="sampler of the scoring (no mel-consistent sampling)")
     p.add_argument("--nfe", type=int, default=12, help="network evaluations per clip of the scoring")
+    p.add_argument("--schedule", default="respaced", choices=("respaced", "karras"),
+                   help="schedule of the scoring: the training schedule respaced, or Karras et al.'s (rho 7)")
+    p.add_argument("--score", default="",
+                   help="score these runs (comma-separated run folders or checkpoints) instead of training, at\n"
+                        "every NFE of --score-nfe; writes OUT/scores.csv")
+    p.add_argument("--score-nfe", default="", help="comma-separated NFEs for --score (default: --nfe)")
     p.add_argument("--test-clips", type=int, default=3, help="the corpus' test clips scored beside the real one")
     p.add_argument("--one-utterance", action="store_true",
                    help="the overfit check: train on ONE real utterance (CMU ARCTIC a0007, 4 s, from the eval\n"
@@ -143,6 +149,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     def body() -> int:
+        if args.score:
+            return rescore([Path(r) for r in args.score.split(",") if r], args)
         names = [c for c in args.configs.split(",") if c]
         unknown = [c for c in names if c not in CONFIGS]
         if unknown or not names:
@@ -156,7 +164,7 @@ def main(argv=None) -> int:
         data_dir, sets = scoring_sets(args.one_utterance, args.test_clips)
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        table, plan, panels = [], {"sampler": args.sampler, "nfe": args.nfe}, []
+        table, plan, panels = [], {"sampler": args.sampler, "nfe": args.nfe, "schedule": args.schedule}, []
         for name in names:
             run, done = run_for(name, out, data_dir), 0.0
             for m in milestones:
@@ -178,6 +186,36 @@ def main(argv=None) -> int:
         return 0
 
     return run_main("learning curve", body)
+
+
+def rescore(runs: list[Path], args) -> int:
+    """Score trained runs (the checkpoint each run folder ends with) at several NFEs without training: one row per
+    (run, NFE) in OUT/scores.csv. Every run is found before anything is scored or written."""
+    from wavegrad.checkpoint import find_checkpoint
+    try:
+        nfes = [int(n) for n in (args.score_nfe or str(args.nfe)).split(",") if n]
+    except ValueError:
+        raise UserInputError(f"--score-nfe must be comma-separated integers, got {args.score_nfe!r}") from None
+    if not nfes or min(nfes) < 1:
+        raise UserInputError("--score-nfe needs positive network-evaluation counts")
+    ckpts = [find_checkpoint(r) for r in runs]
+    missing = [str(r) for r, c in zip(runs, ckpts) if not c.is_file()]
+    if missing or not runs:
+        raise UserInputError(f"--score: no checkpoint at {', '.join(missing) or '(none given)'}; give run folders "
+                             "this recipe wrote (OUT/<config>) or step-*.pt files")
+    _, sets = scoring_sets(args.one_utterance, args.test_clips)
+    table = []
+    for run, ckpt in zip(runs, ckpts):
+        for nfe in nfes:
+            plan = {"sampler": args.sampler, "nfe": nfe, "schedule": args.schedule}
+            table.append({"run": str(run), **plan} | score(ckpt, sets, plan))
+            print(", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in table[-1].items()),
+                  flush=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    _write(out / "scores.csv", table)
+    print(f"wrote {out / 'scores.csv'}")
+    return 0
 
 
 def plot_mels(path: Path, panels: list[tuple[str, np.ndarray]]) -> None:

@@ -277,6 +277,16 @@ def test_learning_curve_refuses_unknown_configurations_and_bad_milestones_with_e
     assert not any(tmp_path.iterdir())
 
 
+def test_rescoring_refuses_missing_runs_and_bad_nfes_before_writing_anything(tmp_path, capsys):
+    lc = _learning_curve()
+    out = tmp_path / "out"
+    assert lc.main(["--score", str(tmp_path / "nope"), "--out", str(out)]) == 2
+    assert "no checkpoint at" in capsys.readouterr().err
+    assert lc.main(["--score", str(tmp_path), "--score-nfe", "3,x", "--out", str(out)]) == 2
+    assert "--score-nfe" in capsys.readouterr().err
+    assert not out.exists()
+
+
 @pytest.mark.slow
 def test_the_quick_preset_learns_one_real_utterance(tmp_path, monkeypatch):
     """The overfit check (README's numbers come from the same command at 10 minutes): 3 CPU minutes of the quick
