@@ -94,8 +94,8 @@ def score(ckpt: Path, sets: list[tuple[Path, int]], plan: dict, mels: list | Non
         clips = load_eval_clips(voc, data_dir, "test", n, 5.0)
         est, _ = vocode_clips(voc, clips, 0, consistency="none", **plan)
         if mels is not None and not rows:
-            n = int(clips.lengths[0])
-            mels.append(tuple(voc.featurizer.paired(w[:n])[0].numpy() for w in (clips.wav[0], est[0])))
+            length = int(clips.lengths[0])
+            mels.append(tuple(voc.featurizer.paired(w[:length])[0].numpy() for w in (clips.wav[0], est[0])))
         row = score_clips(clips, est, voc.mel_config, optional)
         row |= {f"x0_err_{a}": v for a, v in x0_error_ratios(voc, clips).items()}
         rows.append(row)
@@ -179,10 +179,11 @@ def main(argv=None) -> int:
                 _write(out / "curve.csv", table)
             if not panels:
                 panels.append(("truth", mels[0][0]))
-            panels.append((f"{name}, {m:g} min, {args.sampler} {args.nfe} NFE", mels[0][1]))
+            panels.append((f"{name}, {m:g} min, {args.sampler} {args.nfe} NFE ({args.schedule})", mels[0][1]))
         plot(out / "curve.png", table)
         plot_mels(out / "mels.png", panels)
-        print(f"wrote {out / 'curve.csv'}, {out / 'curve.png'} and {out / 'mels.png'} (the first scored clip's log-mels)")
+        written = [out / n for n in ("curve.csv", "curve.png", "mels.png") if (out / n).exists()]
+        print(f"wrote {', '.join(map(str, written))} (mels.png: the first scored clip's log-mels)")
         return 0
 
     return run_main("learning curve", body)
@@ -190,19 +191,22 @@ def main(argv=None) -> int:
 
 def rescore(runs: list[Path], args) -> int:
     """Score trained runs (the checkpoint each run folder ends with) at several NFEs without training: one row per
-    (run, NFE) in OUT/scores.csv. Every run is found before anything is scored or written."""
+    (run, NFE) in OUT/scores.csv. Every run is found and loaded before anything is scored or written."""
+    from wavegrad.bundle import load_vocoder
     from wavegrad.checkpoint import find_checkpoint
     try:
         nfes = [int(n) for n in (args.score_nfe or str(args.nfe)).split(",") if n]
     except ValueError:
         raise UserInputError(f"--score-nfe must be comma-separated integers, got {args.score_nfe!r}") from None
     if not nfes or min(nfes) < 1:
-        raise UserInputError("--score-nfe needs positive network-evaluation counts")
+        raise UserInputError("--score-nfe (or --nfe) needs positive network-evaluation counts")
     ckpts = [find_checkpoint(r) for r in runs]
     missing = [str(r) for r, c in zip(runs, ckpts) if not c.is_file()]
     if missing or not runs:
         raise UserInputError(f"--score: no checkpoint at {', '.join(missing) or '(none given)'}; give run folders "
                              "this recipe wrote (OUT/<config>) or step-*.pt files")
+    for ckpt in ckpts:
+        load_vocoder(ckpt)                                   # a foreign or truncated file: its one line, now
     _, sets = scoring_sets(args.one_utterance, args.test_clips)
     table = []
     for run, ckpt in zip(runs, ckpts):

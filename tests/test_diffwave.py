@@ -100,7 +100,10 @@ def test_the_cpu_gemm_body_computes_the_layers_function(frames, cycle, signal):
     ref = net(x, level, mel, sig).detach()
     calls = []
     for layer in net.layers:
-        layer.dilated_conv.register_forward_hook(lambda *a: calls.append(1))
+        layer.register_forward_hook(lambda *a: calls.append(1))
+    net(x, level, mel, sig)
+    assert len(calls) == len(net.layers)                    # the hook sees the conv layers run with grad on
+    calls.clear()
     with torch.no_grad():
         out = net(x, level, mel, sig)
     assert not calls and (ref - out).abs().max() < 1e-5 * ref.abs().max()
@@ -108,6 +111,12 @@ def test_the_cpu_gemm_body_computes_the_layers_function(frames, cycle, signal):
         for i in range(3):                                  # one utterance at a time equals the batch
             torch.testing.assert_close(net(x[i:i + 1], level[i:i + 1], mel[i:i + 1],
                                            None if sig is None else sig[i:i + 1])[0], out[i])
+        # denoise's batches of one broadcast as in the conv layers
+        emb, features = net.noise_embeddings(level[:1]), net.encode_mel(mel[:1], None if sig is None else sig[:1])
+        net.channels_last = False
+        conv = net.denoise(x, emb, features)
+        net.channels_last = None
+        torch.testing.assert_close(net.denoise(x, emb, features), conv, rtol=1e-5, atol=1e-5)
 
 
 def test_receptive_field_is_within_the_context_the_windows_keep():

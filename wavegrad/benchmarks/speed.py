@@ -132,9 +132,11 @@ def bench_preset(preset: str, seconds: float, device: torch.device, precision: s
 
     layout = getattr(net, "channels_last", None)
     net.channels_last = False       # counted on the conv form: the in-place GEMM body's addmm_ go uncounted
-    with FlopCounterMode(display=False) as counter, torch.inference_mode(), _autocast(device, precision):
-        net(x, level, mel)
-    net.channels_last = layout
+    try:
+        with FlopCounterMode(display=False) as counter, torch.inference_mode(), _autocast(device, precision):
+            net(x, level, mel)
+    finally:
+        net.channels_last = layout
     flops = counter.get_total_flops()
     t0 = time.perf_counter()
     call()                                                                      # compiles, when compiling

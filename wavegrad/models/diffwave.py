@@ -24,8 +24,8 @@ Departures from the paper, and why:
   projections of it run per step: caching them would hold 2C·L channels at the audio rate (1.1 GB per 3 s window
   for base in fp32) to save about a quarter of a step's work.
 * **CPU inference runs the same layers as matrix products** (:class:`GemmBody`): time-major, every conv tap and
-  projection one in-place GEMM into preallocated buffers. Same function (within float rounding, test), but no
-  tensor allocated per op and oneDNN's slow kernels for large dilations avoided.
+  projection one in-place GEMM into buffers allocated once per utterance. Same function (within float rounding,
+  test), but no audio-rate tensor allocated per op and oneDNN's slow kernels for large dilations avoided.
 """
 from __future__ import annotations
 
@@ -192,6 +192,8 @@ class GemmBody:
 
     def __call__(self, x_noisy: torch.Tensor, emb: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
         # x_noisy: [B, T]; emb: [B, 512]; mel: [B, n_mels, 1, T] -> the output projection's input [B, T, C]
+        (b,) = torch.broadcast_shapes(x_noisy.shape[:1], emb.shape[:1], mel.shape[:1])   # batches of 1 broadcast
+        x_noisy, emb, mel = x_noisy.expand(b, -1), emb.expand(b, -1), mel.expand(b, -1, -1, -1)
         return torch.stack([self._one(x, e[None], m[:, 0].t()) for x, e, m in zip(x_noisy, emb, mel)])
 
     def _one(self, x_noisy: torch.Tensor, emb: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
@@ -283,8 +285,12 @@ class DiffWave(nn.Module):
     def _gemm_ok(x: torch.Tensor) -> bool:
         """The GEMM body serves fp32/fp64 CPU inference outside autocast: it writes in place (no autograd), bf16
         autocast keeps oneDNN's convs, and its ``u`` grows as 2^(L/2) (32768 for 30 layers: past fp16's range)."""
+        try:
+            autocast = torch.is_autocast_enabled("cpu")
+        except TypeError:                                    # torch < 2.4 takes no device
+            autocast = torch.is_autocast_cpu_enabled()
         return (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and not torch.is_grad_enabled()
-                and not torch.is_autocast_enabled("cpu"))
+                and not autocast and x.shape[0] > 0)
 
     def forward(self, x_noisy: torch.Tensor, noise_level: torch.Tensor, mel: torch.Tensor,
                 signal: torch.Tensor | None = None):
