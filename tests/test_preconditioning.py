@@ -202,6 +202,24 @@ def test_a_bundle_stores_its_parametrization_and_old_ones_read_as_eps():
     assert VocoderBundle.from_dict(d).parametrization == Parametrization()
 
 
+def test_an_edm_network_samples_few_steps_on_karras_spacing_unless_told_otherwise():
+    """EDM trains on log-normal sigmas: a few-step plan with no schedule named walks Karras' rho-7 levels (eq. 5),
+    an eps network's the training schedule respaced; a named schedule, or no step count, is left as asked."""
+    train = NoiseSchedule.linear(1000)
+    edm = VocoderBundle.of(WaveGradConfig.tiny(), MelConfig(), train, parametrization=Parametrization("edm", 0.1))
+    eps = VocoderBundle.of(WaveGradConfig.tiny(), MelConfig(), train)
+    levels = lambda plan: plan.sampling.schedule.noise_levels                            # noqa: E731
+    karras = levels(edm.plan(6, "karras"))
+    torch.testing.assert_close(levels(edm.plan(6)), karras)
+    torch.testing.assert_close(levels(edm.plan(nfe=6, sampler="ddim")), karras)
+    torch.testing.assert_close(levels(eps.plan(6)), levels(eps.plan(6, "respaced")))
+    assert not torch.allclose(levels(edm.plan(6, "respaced")), karras)
+    sigmas = ((1 - karras.double() ** 2) / karras.double() ** 2).sqrt().flip(0)       # noisiest first
+    rho = sigmas ** (1 / 7)                                                            # equally spaced in sigma^(1/7)
+    torch.testing.assert_close(rho.diff(), rho.diff()[:1].expand(5), rtol=1e-3, atol=1e-6)
+    assert len(levels(edm.plan(None))) == len(train)                                  # the full schedule, as before
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     d = tmp_path_factory.mktemp("corpus")

@@ -71,8 +71,9 @@ def add_sampling_args(p: argparse.ArgumentParser, default_steps: int, default_sa
                         + ", ".join(f"{s.name} {_cost_text(s)}" for s in SAMPLERS.values()) + ", at default options)")
     g.add_argument("--schedule", default=None, metavar="respaced|karras|NAME",
                    help="respaced: the training schedule respaced uniformly (default); karras: rho = 7 spacing of "
-                        "the trained sigma range (Karras et al. 2022, eq. 5); NAME: a schedule stored in the "
-                        "checkpoint by `wavegrad search-schedule`")
+                        "the trained sigma range (Karras et al. 2022, eq. 5; the default for networks trained with "
+                        "--parametrization edm); NAME: a schedule stored in the checkpoint by `wavegrad "
+                        "search-schedule`")
     add_arguments(p, SamplerOptions, title="sampler options")
 
 
