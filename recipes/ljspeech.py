@@ -123,7 +123,8 @@ def vocode_test_clips(ckpt: Path, data_dir: Path, out_dir: Path, n: int = 3, ste
     voc = Vocoder.from_checkpoint(ckpt)
     cfg = voc.mel_config
     g = torch.Generator().manual_seed(0)
-    print(f"\nvocoding {n} held-out test clips with {steps} respaced ancestral steps -> {out_dir}")
+    spacing = voc.bundle.default_schedule(steps) or "respaced"
+    print(f"\nvocoding {n} held-out test clips with {steps} ancestral steps ({spacing}) -> {out_dir}")
     for utt in load_split(data_dir, "test")[:n]:
         wav = read_audio(data_dir / "wavs" / f"{utt}.wav", cfg.sample_rate)
         wav = torch.from_numpy(wav[: len(wav) // cfg.hop_length * cfg.hop_length])
