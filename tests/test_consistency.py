@@ -178,10 +178,27 @@ def test_gla_plus_plus_uses_the_reconstruction_at_the_first_levels():
 
 @pytest.mark.parametrize("bad", [dict(gla_iterations=-1), dict(start_level=0.0), dict(start_level=1.5),
                                  dict(gla_weight=2.0), dict(mode="grad"), dict(gla_level_min=0.9, gla_level_max=0.1),
-                                 dict(gl_steps=1.5)])
+                                 dict(gl_steps=1.5), dict(polish_iterations=-1)])
 def test_bad_options_are_one_line(bad):
     with pytest.raises(UserInputError):
         Consistency(**bad)
+
+
+@pytest.mark.parametrize("text, mode, start, polish", [("gla", "gla", None, 0), ("gla++", "gla++", None, 0),
+                                                       ("gla@0.9", "gla", 0.9, 0), ("gla++@0.5+gl16", "gla++", 0.5, 16),
+                                                       ("none+gl32", "none", None, 32), ("gla+gl4", "gla", None, 4)])
+def test_labels_parse_and_round_trip(text, mode, start, polish):
+    """MODE[@A0][+glK]: gla++'s own pluses are its name, +glK the polish; label() writes what parse() reads."""
+    c = Consistency.parse(text)
+    assert (c.mode, c.start_level, c.polish_iterations) == (mode, start, polish)
+    assert c.label() == text and Consistency.parse(c.label()) == c
+    assert c.active == (mode != "none" or start is not None or polish > 0)
+
+
+@pytest.mark.parametrize("bad", ["gla+16", "gla+gl", "gla@x", "gla@0.9+gl-2"])
+def test_malformed_labels_are_one_line(bad):
+    with pytest.raises(UserInputError, match="gla@0.9"):
+        Consistency.parse(bad)
 
 
 # ---- through the vocoder ---------------------------------------------------------------------------------------------
@@ -240,6 +257,21 @@ def test_shallow_start_with_a_perfect_network_returns_the_reconstruction(voc):
     recon = mel_griffin_lim([mel], voc.mel_config, 8)[0]
     out = _vocode_with(voc, _oracle(recon[None]), mel, c)
     torch.testing.assert_close(out, recon, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("mode", ["none", "gla"])
+def test_polish_is_k_fast_griffin_lim_iterations_from_the_finished_sample(voc, mode):
+    """+glK: the sample the diffusion ends with, then K iterations of the projector's fast Griffin-Lim (momentum
+    0.99) toward the mel's magnitude; it lands closer to the mel than the sample it started from."""
+    mel = _mel(12, seed=2)
+    plain = voc.vocode_batch([mel], steps=3, sampler="ddim", seed=0, consistency=Consistency(mode=mode))[0]
+    polished = voc.vocode_batch([mel], steps=3, sampler="ddim", seed=0,
+                                consistency=Consistency(mode=mode, polish_iterations=6))[0]
+    p = MelProjector(voc.mel_config)
+    target = p.fit_target(p.target(mel), plain.shape[-1])[None]
+    expected = p.project(plain.double()[None], target, 6, 0.99)[0].float()
+    torch.testing.assert_close(polished, expected, rtol=0, atol=ROUNDING)
+    assert float(p.inconsistency(polished.double()[None], target)) < 0.9 * float(p.inconsistency(plain.double()[None], target))
 
 
 def _vocode_with(v, denoise, mel, c):

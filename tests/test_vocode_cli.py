@@ -225,6 +225,7 @@ def test_output_may_not_overwrite_an_input(ckpt, tmp_path, capsys):
     (["--consistency", "grad"], "consistency must be one of"), (["--gla-iterations", "-1"], "--gla-iterations"),
     (["--consistency", "gla", "--start-level", "0"], "a0 must lie in (0, 1]"),
     (["--consistency", "gla@2"], "a0 must lie in (0, 1]"), (["--gla-weight", "1.5"], "--gla-weight"),
+    (["--consistency", "gla+16"], "e.g. gla@0.9 or gla@0.9+gl16"), (["--polish-iterations", "-2"], "--polish-iterations"),
 ])
 def test_bad_flags(flags, match, ckpt, tmp_path, capsys):
     a = _npy(tmp_path / "a.npy", _good_mel())
@@ -259,7 +260,8 @@ def test_consistency_through_the_cli(ckpt, tmp_path, capsys):
     src = write_audio(tmp_path / "tone.wav", 0.3 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 3 * t)), SR)
     errors = {}
     for name, flags in (("default", []), ("none", ["--consistency", "none"]), ("gla", ["--consistency", "gla"]),
-                        ("start", ["--consistency", "gla@0.9", "--gla-iterations", "2"])):
+                        ("start", ["--consistency", "gla@0.9", "--gla-iterations", "2"]),
+                        ("polish", ["--consistency", "none+gl8"])):
         code, err = _run(["vocode", ckpt, src, "--out-dir", tmp_path / name, *FAST, *flags], capsys)
         assert code == 0, err
         ref = sf.read(str(src), dtype="float32")[0]
@@ -267,6 +269,7 @@ def test_consistency_through_the_cli(ckpt, tmp_path, capsys):
         errors[name] = log_mel_l1(ref[:len(out)], out, MelConfig())
     assert errors["default"] == errors["none"]
     assert errors["gla"] < 0.3 * errors["none"] and errors["start"] < 0.3 * errors["none"], errors
+    assert errors["polish"] < 0.5 * errors["none"], errors
 
 
 def test_consistency_needs_a_filterbank_without_empty_bands(tmp_path, capsys):

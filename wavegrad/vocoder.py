@@ -196,6 +196,8 @@ class Vocoder:
             x_T = a0 * start + math.sqrt(1.0 - a0 * a0) * prior.color(noise(torch.Size(shape))).to(torch.float32)
         x = sample(denoise, shape, plan.sampling, noise=noise, prior=prior, device=self.device, x_T=x_T,
                    dtype=torch.float32, clip_x0=CLIP, progress=progress, callback=callback)
+        if plan.consistency.polish_iterations:
+            return [denoise.polish(i, x[i, :n]) for i, n in enumerate(lengths)]
         return [x[i, :n] for i, n in enumerate(lengths)]
 
     @torch.inference_mode()

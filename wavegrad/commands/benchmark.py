@@ -48,7 +48,8 @@ class BenchmarkConfig:
     options: SamplerOptions = param(factory=SamplerOptions, prefix="", help="options of the samplers that take them")
     consistency: tuple[str, ...] = param(("none",), "comma-separated mel-consistent sampling modes, every sampler row "
                                          "run with each: none, gla (GLA-Grad), gla++ (GLA-Grad++); MODE@A0 adds a "
-                                         "shallow start at noise level A0 (e.g. gla@0.9)")
+                                         "shallow start at noise level A0 (e.g. gla@0.9), +glK K fast Griffin-Lim "
+                                         "iterations on the finished sample (e.g. gla@0.9+gl16)")
     gla: Consistency = param(factory=Consistency, prefix="", help="options of the consistency rows")
     split: str = param("test", "split whose clips are vocoded and scored")
     clips: int = param(4, "clips vocoded per row")

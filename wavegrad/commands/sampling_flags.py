@@ -104,10 +104,11 @@ def add_consistency_args(p: argparse.ArgumentParser) -> None:
                              "reconstruction (gla++, --start-level): intelligible speech from under-trained models. "
                              "Without --consistency and its options, the checkpoint's default (new checkpoints: "
                              "gla from a shallow start; older ones: none).")
-    g.add_argument("--consistency", default=None, metavar="{" + ",".join(MODES) + "}[@A0]",
+    g.add_argument("--consistency", default=None, metavar="{" + ",".join(MODES) + "}[@A0][+glK]",
                    help="none: the network alone; gla: projected x0 estimates (GLA-Grad, Liu et al. 2024); gla++: "
                         "the Griffin-Lim reconstruction as the x0 of the first --gl-steps steps, then gla (GLA-Grad++, "
-                        "Baoueb et al. 2025); @A0 adds a shallow start at level A0 (as --start-level)")
+                        "Baoueb et al. 2025); @A0 adds a shallow start at level A0 (as --start-level); +glK polishes "
+                        "the finished sample with K fast Griffin-Lim iterations (as --polish-iterations)")
     add_arguments(p, Consistency, title="consistency options", only_given=True)
 
 
