@@ -79,7 +79,7 @@ PRESETS = {
         BenchmarkConfig(nfe=(12, 6, 3), clips=3, seconds=4.0, samplers=("ddim", SEARCHED),
                         consistency=("none", "gla@0.9")),
         BenchmarkConfig(nfe=(12, 6, 3), clips=1, seconds=5.0, samplers=("ddim", "heun", SEARCHED),
-                        consistency=("none", "gla", "gla@0.9"))),
+                        consistency=("none", "gla", "gla@0.9", "gla@0.9+gl16"))),
 }
 REAL_SPEECH = Path("data/real")
 

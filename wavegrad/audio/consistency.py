@@ -152,8 +152,9 @@ _LABEL = re.compile(r"(?P<mode>gla\+\+|gla|none|[^@+]*)(?:@(?P<start>[^+]*))?(?:
 
 
 # What new checkpoints vocode with when a call names no consistency: measured best at 6 NFE on held-out real speech
-# with the quick recipe's model (README, "Mel-consistent sampling").
-RECOMMENDED = Consistency(mode="gla", start_level=0.9)
+# with the quick recipe's model (README, "Mel-consistent sampling"); the 16-iteration polish added PESQ-WB 0.24 and
+# STOI 0.013 at DDIM 6 over 3 seeds, for 13% more time.
+RECOMMENDED = Consistency(mode="gla", start_level=0.9, polish_iterations=16)
 
 
 # ---- the convention's STFT and its least-squares inverse -----------------------------------------------------------
