@@ -6,6 +6,7 @@ target, Griffin & Lim's theorem (each iteration never increases ||G x - P_C2(G x
 network's eps when its x0 estimate is consistent, and a denoiser whose x0 estimate is a fixed y makes every
 deterministic sampler land on y.
 """
+import dataclasses
 import math
 
 import pytest
@@ -274,6 +275,25 @@ def test_polish_is_k_fast_griffin_lim_iterations_from_the_finished_sample(voc, m
     assert float(p.inconsistency(polished.double()[None], target)) < 0.9 * float(p.inconsistency(plain.double()[None], target))
 
 
+def test_a_checkpoint_default_with_a_polish_is_what_runs_when_none_is_named(voc):
+    from wavegrad.audio.consistency import RECOMMENDED
+    v = Vocoder(voc.model, voc.mel_config, voc.train_schedule, consistency=RECOMMENDED)
+    mel = _mel(10, seed=3)
+    default = v.vocode_batch([mel], steps=3, sampler="ddim", seed=0)[0]
+    named = v.vocode_batch([mel], steps=3, sampler="ddim", seed=0, consistency=RECOMMENDED.label())[0]
+    unpolished = v.vocode_batch([mel], steps=3, sampler="ddim", seed=0,
+                                consistency=dataclasses.replace(RECOMMENDED, polish_iterations=0))[0]
+    assert RECOMMENDED.label() == "gla@0.9+gl16"
+    assert torch.equal(default, named) and not torch.allclose(default, unpolished, atol=1e-3)
+
+
+def test_benchmark_row_folders_keep_every_consistency_apart():
+    from wavegrad.commands.listening import row_key
+    labels = ["gla", "gla++", "gla+gl4", "gla+++gl4", "gla@0.9+gl16", "gla++@0.9+gl16", "none+gl4"]
+    keys = [row_key({"system": "ddim", "schedule": "karras", "steps": 6, "consistency": c}) for c in labels]
+    assert len(set(keys)) == len(keys), keys
+
+
 def _vocode_with(v, denoise, mel, c):
     """Vocoder._sample's path with its network swapped for ``denoise`` (windowing is not under test here)."""
     import wavegrad.vocoder as V
@@ -295,3 +315,17 @@ def test_infill_with_consistency_keeps_every_sample_outside_the_spans(voc):
     mask = voc.span_mask([(0.05, 0.12)], wav.shape[-1])
     assert torch.equal(out[mask], wav[mask])
     assert not torch.equal(out[~mask], wav[~mask])
+
+
+def test_infill_drops_a_stored_polish_and_refuses_a_named_one(voc):
+    """Griffin-Lim on the finished clip would change the kept recording: a checkpoint's default polish (new
+    checkpoints: gla@0.9+gl16) is left out of infilling, and naming one is a one-line error."""
+    from wavegrad.audio.consistency import RECOMMENDED
+    assert RECOMMENDED.polish_iterations > 0
+    v = Vocoder(voc.model, voc.mel_config, voc.train_schedule, consistency=RECOMMENDED)
+    wav = _speechy(256 * 20, 22050, seed=8).float()
+    mask = v.span_mask([(0.05, 0.12)], wav.shape[-1])
+    out = v.infill(wav, [(0.05, 0.12)], steps=3, seed=0)
+    assert torch.equal(out[mask], wav[mask]) and not torch.equal(out[~mask], wav[~mask])
+    with pytest.raises(UserInputError, match="does not apply to infilling"):
+        v.infill(wav, [(0.05, 0.12)], steps=3, seed=0, consistency="gla+gl4")

@@ -81,6 +81,27 @@ def test_vocode_infill_cli_writes_the_recording_with_new_spans_and_a_figure(ckpt
         assert im.format == "PNG" and im.size[0] > 200 and im.size[1] > 200
 
 
+def test_vocode_infill_on_a_checkpoint_that_polishes_by_default(tmp_path, capsys):
+    """New checkpoints store gla@0.9+gl16: --infill leaves their shallow start and polish out (both are for whole
+    clips) and keeps every other sample; naming a polish with --infill is one line, exit 2, nothing written."""
+    from wavegrad.audio.consistency import RECOMMENDED
+    torch.manual_seed(0)
+    ckpt = save_vocoder_checkpoint(tmp_path / "new.pt", WaveGrad(WaveGradConfig.tiny()), MelConfig(),
+                                   NoiseSchedule.linear(1000), consistency=RECOMMENDED)
+    src = tmp_path / "take.wav"
+    sf.write(src, _recording().numpy(), SR, subtype="PCM_16")
+    code, err = _cli(["vocode", ckpt, src, "--infill", "0.1:0.2", "--steps", 3, "--out-dir", tmp_path / "out"], capsys)
+    assert code == 0, err
+    before, after = sf.read(src, dtype="int16")[0], sf.read(tmp_path / "out" / "take.wav", dtype="int16")[0]
+    keep = np.ones(len(before), bool)
+    keep[round(0.1 * SR):round(0.2 * SR)] = False
+    assert np.array_equal(after[keep], before[keep]) and not np.array_equal(after[~keep], before[~keep])
+    code, err = _cli(["vocode", ckpt, src, "--infill", "0.1:0.2", "--steps", 3, "--consistency", "gla+gl4",
+                      "--out-dir", tmp_path / "named"], capsys)
+    assert code == 2 and "does not apply to infilling" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "named").exists()
+
+
 @pytest.mark.parametrize("spans, msg", [
     ("0.5:0.9", "outside the recording"),
     ("0.1:0.3,0.2:0.4", "overlap"),

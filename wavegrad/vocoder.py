@@ -271,7 +271,7 @@ class Vocoder:
         edited sentence, ``[n_mels, T // hop]``) while the rest is held to the recording at every step
         (:func:`wavegrad.diffusion.inpaint`: the replacement method, RePaint's jumps optional), so the spans join
         their surroundings without seams; long recordings go through the windowed network. A stored shallow start
-        is dropped (it is for whole clips). Samples past the last whole frame are returned unchanged too."""
+        and polish are dropped (they are for whole clips; named, they are refused). Samples past the last whole frame are returned unchanged too."""
         wav, hop = inputs.check_recording(wav, self.mel_config, self.hop_length).to(self.device), self.hop_length
         n = wav.shape[-1] // hop * hop
         mask = inputs.span_mask(spans, wav.shape[-1], self.mel_config.sample_rate, self.device)   # True = keep
@@ -283,13 +283,16 @@ class Vocoder:
         if mel.shape[-1] != n // hop:
             raise UserInputError(f"the mel has {mel.shape[-1]} frames but the recording has {n // hop} "
                                  f"({n} samples / hop {hop}); give the mel of this recording's length")
-        if sampling.get("consistency") is None:           # the checkpoint's shallow start is for whole clips
+        if sampling.get("consistency") is None:           # the checkpoint's shallow start and polish are for whole clips
             cons = self.bundle.consistency_for(None, schedule)
-            sampling = sampling | {"consistency": dataclasses.replace(cons, start_level=None)}
+            sampling = sampling | {"consistency": dataclasses.replace(cons, start_level=None, polish_iterations=0)}
         plan = plan or self.plan(steps, schedule, eta=eta, **sampling)
         if plan.consistency.start_level is not None:
             raise UserInputError("a shallow start (start_level) does not apply to infilling: the spans start from "
                                  "noise beside the kept recording; drop it")
+        if plan.consistency.polish_iterations:
+            raise UserInputError("the polish (+glK, polish_iterations) does not apply to infilling: Griffin-Lim would "
+                                 "change the kept recording too; drop it")
         windows = window_options(self.model, chunk_frames, overlap_frames, batch_size, DEFAULT_OVERLAP_FRAMES)
         windows["batch_size"] = windows["batch_size"] or 1
         g = torch.Generator().manual_seed(seed)

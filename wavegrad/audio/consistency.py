@@ -86,8 +86,8 @@ class Consistency:
                                             "a0·GL(mel) + sqrt(1-a0²)·noise and run only the steps below it (SDEdit; "
                                             "DiffSinger's shallow diffusion); none: from noise")
     polish_iterations: int = param(0, "fast Griffin-Lim iterations on the finished sample: the mel's magnitude, the "
-                                      "phase the diffusion found as the start (written MODE+glK, e.g. gla@0.9+gl16; "
-                                      "0: off)")
+                                      "phase the diffusion found as the start, --gla-momentum and the band limit as "
+                                      "the projection's (written MODE+glK, e.g. gla@0.9+gl16; 0: off)")
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -130,7 +130,8 @@ class Consistency:
         try:
             level = float(start) if start else None
         except ValueError:
-            raise UserInputError(f"consistency {text!r}: expected MODE or MODE@A0 with a number A0, e.g. gla@0.9") from None
+            raise UserInputError(f"consistency {text!r}: expected MODE, MODE@A0 or either with +glK, A0 a number, e.g. "
+                                 "gla@0.9") from None
         base = base or cls()
         return dataclasses.replace(base, mode=mode, start_level=level,
                                    polish_iterations=int(polish) if polish else base.polish_iterations)
@@ -148,7 +149,7 @@ class Consistency:
 
 
 # MODE[@A0][+glK]: the modes are matched whole first, so gla++'s own pluses never read as the polish
-_LABEL = re.compile(r"(?P<mode>gla\+\+|gla|none|[^@+]*)(?:@(?P<start>[^+]*))?(?:\+gl(?P<polish>\d+))?")
+_LABEL = re.compile(r"(?P<mode>gla\+\+|gla|none|[^@+]*)(?:@(?P<start>[^+\s]+))?(?:\+gl(?P<polish>[0-9]+))?")
 
 
 # What new checkpoints vocode with when a call names no consistency: measured best at 6 NFE on held-out real speech

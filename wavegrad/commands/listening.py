@@ -29,6 +29,7 @@ METRIC_NAMES = {"rtf": "RTF", "log_mel_l1": "log-mel L1", "lsd_db": "LSD dB", "m
 def row_key(row: dict) -> str:
     """A folder name for a row, unique within a benchmark: its system, schedule, steps and consistency as a slug."""
     text = " ".join(str(row.get(k, "")) for k in ("system", "schedule", "steps", "consistency") if row.get(k) != "none")
+    text = text.replace("+", "p")              # gla / gla++ and gla+gl4 / gla+++gl4 stay apart
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "row"
 
 

@@ -103,7 +103,7 @@ def add_consistency_args(p: argparse.ArgumentParser) -> None:
                              "whose STFT magnitude the mel describes (GLA-Grad), start from a Griffin-Lim "
                              "reconstruction (gla++, --start-level): intelligible speech from under-trained models. "
                              "Without --consistency and its options, the checkpoint's default (new checkpoints: "
-                             "gla from a shallow start; older ones: none).")
+                             "gla from a shallow start, then a 16-iteration polish; older ones: gla@0.9 or none).")
     g.add_argument("--consistency", default=None, metavar="{" + ",".join(MODES) + "}[@A0][+glK]",
                    help="none: the network alone; gla: projected x0 estimates (GLA-Grad, Liu et al. 2024); gla++: "
                         "the Griffin-Lim reconstruction as the x0 of the first --gl-steps steps, then gla (GLA-Grad++, "

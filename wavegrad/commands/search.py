@@ -43,7 +43,7 @@ class SearchConfig:
     consistency: str = param("none", "mel-consistent sampling the schedule is searched for and stored with: none, gla, "
                                      "gla++; MODE@A0 starts every candidate from the Griffin-Lim reconstruction at its "
                                      "own noisiest level and lets that start level range up to A0 (a searched "
-                                     "shallow start)")
+                                     "shallow start); +glK polishes every candidate (see vocode --help)")
     gla: Consistency = param(factory=Consistency, prefix="", help="options of the consistency")
     seed: int = param(0, "noise seed, the same for every candidate")
     grid: int = param(8, "coarse grid size per axis")

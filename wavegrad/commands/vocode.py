@@ -211,6 +211,8 @@ def run(args: argparse.Namespace) -> int:
     consistency = consistency_from_args(args, voc.bundle.consistency_for(None, args.schedule))
     if args.infill is not None and args.consistency is None and not hasattr(args, "start_level"):
         consistency = dataclasses.replace(consistency, start_level=None)     # a stored shallow start is for whole clips
+    if args.infill is not None and args.consistency is None and not hasattr(args, "polish_iterations"):
+        consistency = dataclasses.replace(consistency, polish_iterations=0)  # ... and so is a stored polish
     plan = voc.plan(**request, consistency=consistency)        # a bad schedule / steps / nfe fails before any work
     sr, hop = voc.mel_config.sample_rate, voc.hop_length
     chunk_frames = (DEFAULT_CHUNK_FRAMES if args.chunk_seconds is None else
