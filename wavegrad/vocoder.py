@@ -17,7 +17,6 @@ if asked, sampled by :func:`wavegrad.diffusion.sample`; there is no sampling loo
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 import warnings
@@ -271,7 +270,8 @@ class Vocoder:
         edited sentence, ``[n_mels, T // hop]``) while the rest is held to the recording at every step
         (:func:`wavegrad.diffusion.inpaint`: the replacement method, RePaint's jumps optional), so the spans join
         their surroundings without seams; long recordings go through the windowed network. A stored shallow start
-        and polish are dropped (they are for whole clips; named, they are refused). Samples past the last whole frame are returned unchanged too."""
+        and polish are dropped (they are for whole clips; named, they are refused). Samples past the last whole
+        frame are returned unchanged too."""
         wav, hop = inputs.check_recording(wav, self.mel_config, self.hop_length).to(self.device), self.hop_length
         n = wav.shape[-1] // hop * hop
         mask = inputs.span_mask(spans, wav.shape[-1], self.mel_config.sample_rate, self.device)   # True = keep
@@ -284,8 +284,7 @@ class Vocoder:
             raise UserInputError(f"the mel has {mel.shape[-1]} frames but the recording has {n // hop} "
                                  f"({n} samples / hop {hop}); give the mel of this recording's length")
         if sampling.get("consistency") is None:           # the checkpoint's shallow start and polish are for whole clips
-            cons = self.bundle.consistency_for(None, schedule)
-            sampling = sampling | {"consistency": dataclasses.replace(cons, start_level=None, polish_iterations=0)}
+            sampling = sampling | {"consistency": self.bundle.consistency_for(None, schedule).without_whole_clip()}
         plan = plan or self.plan(steps, schedule, eta=eta, **sampling)
         if plan.consistency.start_level is not None:
             raise UserInputError("a shallow start (start_level) does not apply to infilling: the spans start from "

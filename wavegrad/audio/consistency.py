@@ -141,12 +141,22 @@ class Consistency:
         """Whether it changes anything: a mode other than none, a shallow start, or a polish."""
         return self.mode != "none" or self.start_level is not None or self.polish_iterations > 0
 
+    def without_whole_clip(self, keep: Sequence[str] = ()) -> "Consistency":
+        """For infilling: the options that act on whole clips (:data:`WHOLE_CLIP`) back at their defaults, except
+        those in ``keep`` (named by the caller: infilling then refuses them instead of dropping them)."""
+        return dataclasses.replace(self, **{f.name: f.default for f in dataclasses.fields(self)
+                                            if f.name in WHOLE_CLIP and f.name not in keep})
+
     def label(self) -> str:
         """``MODE``, ``MODE@A0`` (A0 to 3 digits), ``+glK`` when polishing: the form :meth:`parse` reads (benchmark
         rows are named so)."""
         return (self.mode + ("" if self.start_level is None else f"@{self.start_level:.3g}")
                 + (f"+gl{self.polish_iterations}" if self.polish_iterations else ""))
 
+
+# Options that act on a whole clip: a shallow start (the Griffin-Lim start) and the polish (Griffin-Lim on the end);
+# infilling, which must keep the recording outside its spans, leaves a checkpoint's stored ones out
+WHOLE_CLIP = ("start_level", "polish_iterations")
 
 # MODE[@A0][+glK]: the modes are matched whole first, so gla++'s own pluses never read as the polish
 _LABEL = re.compile(r"(?P<mode>gla\+\+|gla|none|[^@+]*)(?:@(?P<start>[^+\s]+))?(?:\+gl(?P<polish>[0-9]+))?")

@@ -8,7 +8,6 @@ so ``wavegrad vocode CKPT x.npy --seed S+i`` reproduces the i-th output of a mul
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import sys
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..audio.consistency import WHOLE_CLIP
 from ..config import HelpFormatter
 from ..diffusion import repaint_steps
 from ..errors import UserInputError, first_line
@@ -209,10 +209,8 @@ def run(args: argparse.Namespace) -> int:
     voc = Vocoder.from_checkpoint(args.checkpoint, device=device, precision=args.precision, compile=args.compile)
     request = sampling_plan(args, voc.schedule_samplers, set(voc.schedules), DEFAULT_STEPS, "ddpm")
     consistency = consistency_from_args(args, voc.bundle.consistency_for(None, args.schedule))
-    if args.infill is not None and args.consistency is None and not hasattr(args, "start_level"):
-        consistency = dataclasses.replace(consistency, start_level=None)     # a stored shallow start is for whole clips
-    if args.infill is not None and args.consistency is None and not hasattr(args, "polish_iterations"):
-        consistency = dataclasses.replace(consistency, polish_iterations=0)  # ... and so is a stored polish
+    if args.infill is not None and args.consistency is None:          # stored whole-clip options are left out
+        consistency = consistency.without_whole_clip(keep=[name for name in WHOLE_CLIP if hasattr(args, name)])
     plan = voc.plan(**request, consistency=consistency)        # a bad schedule / steps / nfe fails before any work
     sr, hop = voc.mel_config.sample_rate, voc.hop_length
     chunk_frames = (DEFAULT_CHUNK_FRAMES if args.chunk_seconds is None else
