@@ -330,8 +330,8 @@ class MelConsistentDenoiser:
         new = eps.clone()
         for i, n in enumerate(self.lengths):
             a = float(level[i])
-            if a >= 1.0:
-                continue                                     # no noise: x is x0, nothing to estimate
+            if a >= 1.0 or not self._acts(a):
+                continue                                     # no noise (x is x0), or nothing replaces x0 here
             s = math.sqrt(1.0 - a * a)
             x0 = (x[i, :n].double() - s * eps[i, :n].double()) / a                            # [n]
             x0 = self._x0(i, x0, a)
@@ -345,13 +345,20 @@ class MelConsistentDenoiser:
         return self.projector.project(x.double()[None], self.targets[i][None], o.polish_iterations,
                                       o.gla_momentum)[0].to(x.dtype)
 
-    def _x0(self, i: int, x0: torch.Tensor, a: float) -> torch.Tensor:
-        """Clip ``i``'s replacement of the estimate ``x0 [n]`` at level ``a``."""
+    def _below_gl(self, a: float) -> bool:
+        return self.gl_below is not None and a <= self.gl_below * (1 + 1e-6)
+
+    def _acts(self, a: float) -> bool:
+        """Whether level ``a`` replaces x0 at all (``none+glK`` never does: only its polish acts)."""
         o = self.opts
-        if self.gl_below is not None and a <= self.gl_below * (1 + 1e-6):
+        return self._below_gl(a) or (o.mode != "none" and o.gla_iterations > 0 and o.gla_weight != 0.0
+                                     and o.gla_level_min <= a <= o.gla_level_max)
+
+    def _x0(self, i: int, x0: torch.Tensor, a: float) -> torch.Tensor:
+        """Clip ``i``'s replacement of the estimate ``x0 [n]`` at a level ``a`` where :meth:`_acts`."""
+        o = self.opts
+        if self._below_gl(a):
             return self.reconstructions[i]
-        if o.mode == "none" or o.gla_iterations == 0 or not o.gla_level_min <= a <= o.gla_level_max:
-            return x0
         projected = self.projector.project(x0[None], self.targets[i][None], o.gla_iterations, o.gla_momentum)[0]
         return projected if o.gla_weight == 1.0 else (1.0 - o.gla_weight) * x0 + o.gla_weight * projected
 
