@@ -51,6 +51,8 @@ CONFIGS = {
     "edm-specgrad-infergrad": (EDM | {"prior.kind": "specgrad", "losses.rollout_every": 4, "losses.rollout_steps": 3},
                                "EDM with SpecGrad's prior and InferGrad's 3-step rollout every 4th step"),
     "fregrad": ({"model": "fregrad"}, "FreGrad (Nguyen et al. 2024): Haar sub-bands, 1.78M parameters"),
+    "edm-specgrad-diffwave": (EDM | {"prior.kind": "specgrad", "model": "diffwave-tiny"},
+                              "the quick preset's objective and prior on DiffWave tiny (full-rate residual layers)"),
     "specgrad": ({"prior.kind": "specgrad"}, "SpecGrad's prior (Koizumi et al. 2022)"),
     "quick": (None, "the quick preset as `make demo` trains it"),
 }

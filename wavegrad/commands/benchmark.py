@@ -19,6 +19,7 @@ from ..audio.consistency import Consistency
 from ..checkpoint import find_checkpoint
 from ..config import HelpFormatter, add_arguments, from_args, param
 from ..diffusion import SAMPLERS, SCHEDULE_KINDS, steps_for_nfe
+from ..diffusion.samplers import heun_error_gain
 from ..errors import UserInputError
 from ..models.precision import hardware
 from ..utils import atomic_path
@@ -26,6 +27,10 @@ from ..vocoder import Vocoder
 from . import listening
 from .evaluation import EvalClips, load_eval_clips, vocode_clips
 from .sampling_flags import SamplerOptions
+
+# a Heun row whose correction amplifies the network's errors more than this gets a note (6 Karras steps from the
+# VP schedule's sigma 157: 13, its output fine; 3 steps: 295 and 2 steps: 7.9e3, their output noise, measured)
+HEUN_GAIN_NOTE = 100.0
 
 SEARCHED = "searched"          # every schedule stored by search-schedule, with the sampler it was searched for
 COLUMNS = ["system", "schedule", "steps", "nfe", "consistency", "rtf", "log_mel_l1", "lsd_db", "mrstft", "mcd_db",
@@ -96,8 +101,14 @@ class BenchmarkConfig:
                 return
             row = {"system": system, "schedule": request["schedule"], "steps": len(plan.sampling.schedule),
                    "nfe": plan.nfe, "consistency": plan.consistency.label()}
-            if not any(all(j[k] == v for k, v in row.items()) for j in jobs):
-                jobs.append(row | {"plan": plan})
+            if any(all(j[k] == v for k, v in row.items()) for j in jobs):
+                return
+            jobs.append(row | {"plan": plan})
+            gain = heun_error_gain(plan.sampling.alpha_bars()) if plan.sampling.sampler == "heun" else 0.0
+            if gain > HEUN_GAIN_NOTE:
+                notes.append(f"{system} {row['steps']} steps ({mode.label()}): a Heun correction on this schedule "
+                             f"multiplies the network's error by up to {gain:.3g} (sigma ratio too large; fine with "
+                             "an exact denoiser): more steps, or ddim, or a shallow start (gla@0.9) avoid it")
 
         for mode in self.modes():
             train = voc.train_schedule if mode.start_level is None else voc.train_schedule.truncate(mode.start_level)

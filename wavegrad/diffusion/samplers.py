@@ -245,6 +245,18 @@ def sample_heun(predict: Predict, x: torch.Tensor, alpha_bars: list[float], draw
     return x * sigma_to_level(sigmas[-1])
 
 
+def heun_error_gain(alpha_bars: list[float]) -> float:
+    """How much :func:`sample_heun` (no churn) can amplify its network's errors on the schedule ``alpha_bars``.
+
+    A corrected step from sigma to sigma' > 0 ends at ``x' = x_euler - (sigma - sigma') / (2 sigma') · (d - d')``,
+    ``d = D(x; sigma)``, ``d' = D(x_euler; sigma')``: an error e in ``d'`` moves ``x'`` by
+    ``(sigma - sigma') / (2 sigma') · e``, where an Euler or DDIM step passes its one evaluation's error on with a
+    factor below 1. Returns the largest such factor of the schedule (0 without a corrected step): 7.9e3 for two
+    Karras steps from sigma 157 to 0.01, 13 for six."""
+    sigmas = _sigmas(alpha_bars)
+    return max(((s - t) / (2.0 * t) for s, t in zip(sigmas, sigmas[1:]) if t > 0), default=0.0)
+
+
 def sample_dpmpp_2m(predict: Predict, x: torch.Tensor, alpha_bars: list[float], draw: Draw, *,
                     clip_x0: float | None = None) -> Sampler:
     """DPM-Solver++(2M), Lu et al. 2022, Alg. 2 (multistep, second order, data prediction), in the VE form of
