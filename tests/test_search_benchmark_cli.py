@@ -11,6 +11,9 @@ from wavegrad.data import write_splits
 from wavegrad.data.synthetic import make_speech_like_corpus
 from wavegrad.diffusion import NoiseSchedule
 from wavegrad.models import WaveGrad, WaveGradConfig
+from wavegrad.bundle import VocoderBundle
+from wavegrad.commands.benchmark import BenchmarkConfig
+from wavegrad.diffusion import Parametrization
 from wavegrad.vocoder import save_vocoder_checkpoint
 
 
@@ -180,3 +183,20 @@ def test_search_with_a_shallow_start_stores_its_start_and_consistency(setup, tmp
     # naming the schedule brings its consistency; naming another consistency overrides it
     assert voc.bundle.consistency_for(None, "search-gla-2") == stored
     assert voc.bundle.consistency_for("none", "search-gla-2").mode == "none"
+
+
+@pytest.mark.parametrize("parametrization, ddim_kind", [("eps", "respaced"), ("edm", "karras")])
+def test_benchmark_rows_walk_the_schedule_vocode_walks(parametrization, ddim_kind):
+    """--schedule auto: each (sampler, NFE) row runs the plan `vocode --sampler S --nfe N` runs -- Karras' spacing
+    for the ODE samplers, and for every sampler of an EDM-trained network (what its vocode defaults to)."""
+    model = WaveGrad(WaveGradConfig.tiny())
+    bundle = VocoderBundle.of(model.cfg, MelConfig(), NoiseSchedule.linear(1000),
+                              parametrization=Parametrization(parametrization, 0.1))
+    voc = Vocoder(model, bundle=bundle)
+    jobs, _ = BenchmarkConfig(nfe=(6, 3), samplers=("ddpm", "ddim", "heun")).jobs(voc)
+    assert {(j["system"], j["schedule"]) for j in jobs} == {("ddpm", ddim_kind), ("ddim", ddim_kind), ("heun", "karras")}
+    for j in jobs:
+        expected = voc.plan(sampler=j["system"], nfe=j["nfe"]).sampling
+        assert j["plan"].sampling.sampler == expected.sampler
+        torch.testing.assert_close(j["plan"].sampling.schedule.noise_levels, expected.schedule.noise_levels,
+                                   rtol=0, atol=0)

@@ -48,7 +48,8 @@ class BenchmarkConfig:
                                       "search-schedule", choices=(*SAMPLERS, SEARCHED))
     schedule: str = param("auto", "schedule of the sampled steps: respaced training schedule, Karras rho=7 spacing, "
                           "or auto (karras for the ODE samplers: "
-                          + ", ".join(n for n, s in SAMPLERS.items() if s.ode) + "; respaced for the others)",
+                          + ", ".join(n for n, s in SAMPLERS.items() if s.ode) + ", and for every sampler of a "
+                          "network trained with EDM's objective, as vocode runs them; respaced for the others)",
                           choices=("auto", *SCHEDULE_KINDS))
     options: SamplerOptions = param(factory=SamplerOptions, prefix="", help="options of the samplers that take them")
     consistency: tuple[str, ...] = param(("none",), "comma-separated mel-consistent sampling modes, every sampler row "
@@ -114,13 +115,14 @@ class BenchmarkConfig:
             train = voc.train_schedule if mode.start_level is None else voc.train_schedule.truncate(mode.start_level)
             for sampler in (s for s in self.samplers if s != SEARCHED):
                 options = self.options.for_sampler(sampler, strict=False)
-                kind = self.schedule if self.schedule != "auto" else ("karras" if SAMPLERS[sampler].ode else "respaced")
                 for budget in sorted(self.nfe, reverse=True):
                     try:
                         steps = min(steps_for_nfe(sampler, budget, **options), len(train))
                     except UserInputError as e:
                         notes.append(f"{sampler} at NFE {budget}: {e}")
                         continue
+                    kind = self.schedule if self.schedule != "auto" else (
+                        voc.bundle.default_schedule(steps, sampler=sampler) or "respaced")     # what vocode runs
                     add(sampler, mode, sampler=sampler, schedule=kind, steps=steps,
                         eta=self.options.eta if sampler == "ddim" else None, **options)
             for name in sorted(n for n in voc.schedules if n.startswith("search-")) if SEARCHED in self.samplers else ():

@@ -72,7 +72,7 @@ def add_sampling_args(p: argparse.ArgumentParser, default_steps: int, default_sa
     g.add_argument("--schedule", default=None, metavar="respaced|karras|NAME",
                    help="respaced: the training schedule respaced uniformly (default); karras: rho = 7 spacing of "
                         "the trained sigma range (Karras et al. 2022, eq. 5; the default for networks trained with "
-                        "--parametrization edm); NAME: a schedule stored in the checkpoint by `wavegrad "
+                        "--parametrization edm and for the ODE samplers euler, heun, dpmpp-2m); NAME: a schedule stored in the checkpoint by `wavegrad "
                         "search-schedule`")
     add_arguments(p, SamplerOptions, title="sampler options")
 
