@@ -134,7 +134,7 @@ def test_heun_multiplies_an_error_of_its_correcting_evaluation_by_heun_error_gai
     alpha_bars = SamplingPlan.of(sched, "heun").alpha_bars()
     gains = [(s - t) / (2 * t) for s, t in zip(sigmas, sigmas[1:])]
     assert heun_error_gain(alpha_bars) == pytest.approx(max(gains), rel=1e-9)
-    assert heun_error_gain([0.5, 1.0]) == 0.0                                 # one step: Euler to sigma 0, no correction
+    assert heun_error_gain([0.5, 1.0]) == 0.0                   # one step: an Euler step to sigma 0, no correction
     if n == 2:
         assert heun_error_gain(alpha_bars) == pytest.approx(7.87e3, rel=0.01)
 
@@ -238,6 +238,20 @@ def test_bad_names_options_and_eta_give_one_line_errors():
     with pytest.raises(UserInputError, match="--churn does not apply to sampler 'ddpm'"):
         SamplerOptions(churn=1.0).for_sampler("ddpm")
     assert SamplerOptions(churn=1.0, snr=0.1).for_sampler("pc", strict=False) == {"snr": 0.1}
+
+
+@pytest.mark.parametrize("sampler", list(SAMPLERS))
+def test_a_plan_naming_no_schedule_walks_karras_for_the_ode_samplers_and_respaced_for_the_others(sampler):
+    """One default for every caller (vocode, benchmark, images): Karras' spacing for Euler / Heun / DPM-Solver++
+    (EDM's own pairing), the training schedule respaced for the rest; no step count: the whole training schedule."""
+    kind = "karras" if SAMPLERS[sampler].ode else "respaced"
+    assert {s for s, r in SAMPLERS.items() if r.ode} == {"euler", "heun", "dpmpp-2m"}
+    levels = lambda plan: plan.schedule.noise_levels                                 # noqa: E731
+    torch.testing.assert_close(levels(SamplingPlan.build(TRAIN, None, 4, sampler=sampler)),
+                               levels(SamplingPlan.build(TRAIN, kind, 4, sampler=sampler)), rtol=0, atol=0)
+    torch.testing.assert_close(levels(SamplingPlan.build(TRAIN, None, sampler=sampler)), TRAIN.noise_levels,
+                               rtol=0, atol=0)
+    assert SamplingPlan.default_kind(sampler, nfe=5) == kind and SamplingPlan.default_kind(None, 4) == "respaced"
 
 
 def test_sampling_plan_resolves_schedules_and_refuses_untrained_levels():

@@ -58,8 +58,8 @@ def test_benchmark_writes_table_csv_json_png(setup, capsys):
     assert {("ddpm", 3, 3), ("ddpm", 2, 2), ("ddim", 3, 3), ("ddim", 2, 2), ("heun", 2, 3), ("heun", 1, 1),
             ("pc", 1, 2), ("searched ddpm", 2, 2)} <= systems
     assert all((out_dir / f"benchmark.{ext}").stat().st_size > 0 for ext in ("md", "csv", "json", "png"))
-    # Heun's 2 Karras steps from sigma 157 to 0.01 amplify the network's error ~7.9e3-fold: said beside the table;
-    # its 1 step (an Euler step, no correction) is not
+    # Heun's 2 Karras steps from sigma 157 to 0.01 amplify an error of the denoised estimate ~7.9e3-fold: said
+    # beside the table; its 1 step (an Euler step, no correction) is not
     notes = json.loads((out_dir / "benchmark.json").read_text())["meta"]["notes"]
     heun = [n for n in notes if n.startswith("heun")]
     assert len(heun) == 1 and heun[0].startswith("heun 2 steps (none)") and "by up to 7.87e+03" in heun[0], notes
@@ -194,7 +194,8 @@ def test_benchmark_rows_walk_the_schedule_vocode_walks(parametrization, ddim_kin
                               parametrization=Parametrization(parametrization, 0.1))
     voc = Vocoder(model, bundle=bundle)
     jobs, _ = BenchmarkConfig(nfe=(6, 3), samplers=("ddpm", "ddim", "heun")).jobs(voc)
-    assert {(j["system"], j["schedule"]) for j in jobs} == {("ddpm", ddim_kind), ("ddim", ddim_kind), ("heun", "karras")}
+    assert ({(j["system"], j["schedule"]) for j in jobs}
+            == {("ddpm", ddim_kind), ("ddim", ddim_kind), ("heun", "karras")})
     for j in jobs:
         expected = voc.plan(sampler=j["system"], nfe=j["nfe"]).sampling
         assert j["plan"].sampling.sampler == expected.sampler

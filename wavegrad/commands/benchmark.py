@@ -108,8 +108,8 @@ class BenchmarkConfig:
             gain = heun_error_gain(plan.sampling.alpha_bars()) if plan.sampling.sampler == "heun" else 0.0
             if gain > HEUN_GAIN_NOTE:
                 notes.append(f"{system} {row['steps']} steps ({mode.label()}): a Heun correction on this schedule "
-                             f"multiplies the network's error by up to {gain:.3g} (sigma ratio too large; fine with "
-                             "an exact denoiser): more steps, or ddim, or a shallow start (gla@0.9) avoid it")
+                             f"multiplies an error of its denoised estimate by up to {gain:.3g} (sigma ratio too "
+                             "large; fine with an exact denoiser): more steps, or ddim, or a shallow start (gla@0.9) avoid it")
 
         for mode in self.modes():
             train = voc.train_schedule if mode.start_level is None else voc.train_schedule.truncate(mode.start_level)
@@ -122,7 +122,7 @@ class BenchmarkConfig:
                         notes.append(f"{sampler} at NFE {budget}: {e}")
                         continue
                     kind = self.schedule if self.schedule != "auto" else (
-                        voc.bundle.default_schedule(steps, sampler=sampler) or "respaced")     # what vocode runs
+                        voc.bundle.default_schedule(steps, sampler=sampler))                   # what vocode runs
                     add(sampler, mode, sampler=sampler, schedule=kind, steps=steps,
                         eta=self.options.eta if sampler == "ddim" else None, **options)
             for name in sorted(n for n in voc.schedules if n.startswith("search-")) if SEARCHED in self.samplers else ():

@@ -70,10 +70,10 @@ def add_sampling_args(p: argparse.ArgumentParser, default_steps: int, default_sa
                    help="network-evaluation budget instead of --steps: as many steps as it pays for (N steps cost "
                         + ", ".join(f"{s.name} {_cost_text(s)}" for s in SAMPLERS.values()) + ", at default options)")
     g.add_argument("--schedule", default=None, metavar="respaced|karras|NAME",
-                   help="respaced: the training schedule respaced uniformly (default); karras: rho = 7 spacing of "
-                        "the trained sigma range (Karras et al. 2022, eq. 5; the default for networks trained with "
-                        "--parametrization edm and for the ODE samplers euler, heun, dpmpp-2m); NAME: a schedule stored in the checkpoint by `wavegrad "
-                        "search-schedule`")
+                   help="respaced: the training schedule respaced uniformly; karras: rho = 7 spacing of the "
+                        "trained sigma range (Karras et al. 2022, eq. 5); NAME: a schedule stored in the checkpoint "
+                        "by `wavegrad search-schedule`. Default: karras for the ODE samplers (euler, heun, "
+                        "dpmpp-2m) and for vocoders trained with --parametrization edm, else respaced")
     add_arguments(p, SamplerOptions, title="sampler options")
 
 

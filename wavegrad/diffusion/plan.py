@@ -55,8 +55,8 @@ class SamplingPlan:
         """The plan for sampling a network trained on ``train``, every argument checked.
 
         ``schedule``: a NoiseSchedule, a name in ``stored`` (whose ``stored_samplers`` entry is the default
-        sampler), ``"respaced"`` (default: ``train`` respaced uniformly) or ``"karras"`` (rho = 7 spacing between
-        ``train``'s sigma range); the latter two get ``steps`` steps, or as many as ``nfe`` evaluations of the
+        sampler), ``"respaced"`` (``train`` respaced uniformly) or ``"karras"`` (rho = 7 spacing between ``train``'s
+        sigma range), None: :meth:`default_kind`; the latter two get ``steps`` steps, or as many as ``nfe`` evaluations of the
         sampler pay for, or ``len(train)``. A schedule noisier than ``train`` is refused: the network never saw
         it. ``start_level`` (a shallow start): only levels >= it, i.e. ``train`` cut there before respacing,
         Karras' sigma_max lowered to its sigma, a given or stored schedule's noisier steps dropped
@@ -81,7 +81,8 @@ class SamplingPlan:
                                      f"{len(sched)} steps: drop steps/nfe")
             sched = sched if start_level is None else sched.truncate(start_level)
         else:
-            sched = _built(train, schedule or "respaced", steps, nfe, start_level, draft)
+            sched = _built(train, schedule or cls.default_kind(draft.sampler, steps, nfe), steps, nfe, start_level,
+                           draft)
         lo = float(train.noise_levels[-1])
         if float(sched.noise_levels[-1]) < lo * (1 - 1e-6):
             raise UserInputError(f"the schedule starts at noise level {float(sched.noise_levels[-1]):.3g} (sigma "
@@ -89,6 +90,14 @@ class SamplingPlan:
                                  f"{lo:.3g}, sigma {float(train.sigmas[-1]):.3g}); use a schedule within the trained "
                                  "range")
         return cls(sched, draft.sampler, draft.options)
+
+    @staticmethod
+    def default_kind(sampler: str | None, steps: int | None = None, nfe: int | None = None) -> str:
+        """The schedule kind of a plan that names none: ``"karras"`` for a given number of steps or evaluations of
+        an ODE sampler (Euler, Heun and DPM-Solver++ were designed on Karras' spacing; EDM Alg. 1-2), else
+        ``"respaced"``."""
+        ode = sampler is not None and spec(sampler).ode
+        return "karras" if ode and (steps is not None or nfe is not None) else "respaced"
 
     # -- what it costs and how it starts ---------------------------------------------------------------------------
     @property
