@@ -139,7 +139,7 @@ class VocoderBundle:
         """The schedule kind a plan naming none walks, and the benchmark's ``auto`` rows: ``"karras"`` for a few
         steps of an EDM-trained network, else :meth:`SamplingPlan.default_kind` (Karras for the ODE samplers,
         the training schedule respaced to the steps asked for the others)."""
-        if (steps or nfe) and self.parametrization.name == "edm":
+        if (steps is not None or nfe is not None) and self.parametrization.name == "edm":
             return "karras"
         return SamplingPlan.default_kind(sampler, steps, nfe)
 

@@ -109,7 +109,8 @@ class BenchmarkConfig:
             if gain > HEUN_GAIN_NOTE:
                 notes.append(f"{system} {row['steps']} steps ({mode.label()}): a Heun correction on this schedule "
                              f"multiplies an error of its denoised estimate by up to {gain:.3g} (sigma ratio too "
-                             "large; fine with an exact denoiser): more steps, or ddim, or a shallow start (gla@0.9) avoid it")
+                             "large; fine with an exact denoiser): more steps, or ddim, or a shallow start "
+                             "(gla@0.9) avoid it")
 
         for mode in self.modes():
             train = voc.train_schedule if mode.start_level is None else voc.train_schedule.truncate(mode.start_level)

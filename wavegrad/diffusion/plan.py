@@ -56,8 +56,8 @@ class SamplingPlan:
 
         ``schedule``: a NoiseSchedule, a name in ``stored`` (whose ``stored_samplers`` entry is the default
         sampler), ``"respaced"`` (``train`` respaced uniformly) or ``"karras"`` (rho = 7 spacing between ``train``'s
-        sigma range), None: :meth:`default_kind`; the latter two get ``steps`` steps, or as many as ``nfe`` evaluations of the
-        sampler pay for, or ``len(train)``. A schedule noisier than ``train`` is refused: the network never saw
+        sigma range), None: :meth:`default_kind`; the latter two get ``steps`` steps, or as many as ``nfe``
+        evaluations of the sampler pay for, or ``len(train)``. A schedule noisier than ``train`` is refused: the network never saw
         it. ``start_level`` (a shallow start): only levels >= it, i.e. ``train`` cut there before respacing,
         Karras' sigma_max lowered to its sigma, a given or stored schedule's noisier steps dropped
         (:meth:`NoiseSchedule.truncate`).
